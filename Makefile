@@ -1,0 +1,42 @@
+# Keel — two commands do everything: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+DEMO ?= 1
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: run test bench lint install browser-deps clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	@$(PY) manage.py migrate --noinput -v0
+	@$(PY) manage.py migrate_clickhouse
+	@$(PY) manage.py serve --port $(PORT) $(if $(filter 0,$(DEMO)),--no-demo,--demo)
+
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || { echo "could not install chromium (apt-get install chromium); browser tests need /usr/bin/chromium"; exit 1; }; }
+
+test: $(STAMP) browser-deps
+	@$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	@$(PY) -m benchmarks.run
+
+lint: $(STAMP)
+	@$(PY) -m ruff check .
+	@$(PY) -m ruff format --check . || true
+	@$(PY) -m mypy controlplane ingestion anomaly dashboards
+
+clean:
+	rm -rf var test-artifacts

@@ -1,0 +1,13 @@
+"""The Celery app. Tasks live beside their domain code; schedules live in ``controlplane.schedule``."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+
+app = Celery("keel")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

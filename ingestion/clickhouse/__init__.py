@@ -1,0 +1,1 @@
+"""Keel's ClickHouse layer: client factory, DDL rendering, numbered migrations and query objects."""

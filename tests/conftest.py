@@ -1,0 +1,62 @@
+"""Test set-up: a throwaway var/ (SQLite + chDB) per run, the ClickHouse schema applied once, real services.
+
+Isolation in ClickHouse is by tenant: every project created in a test gets a fresh random ``tenant_id``, so
+tests never see each other's rows and nothing has to be truncated.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+REQUIRE_SERVICES = os.environ.get("KEEL_REQUIRE_SERVICES") == "1"
+
+
+def service_reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Fail (CI, KEEL_REQUIRE_SERVICES=1) or skip with the reason when a real service is not running."""
+    if service_reachable(host, port):
+        return
+    message = f"{name} is not running on {host}:{port}"
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{message} and KEEL_REQUIRE_SERVICES=1: start it (see README, Development).")
+    pytest.skip(f"{message}; set KEEL_REQUIRE_SERVICES=1 to make this a failure")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clickhouse_schema(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> Iterator[None]:
+    """Apply the ClickHouse migrations once per run, the way `make run` does."""
+    from ingestion.clickhouse.migrator import migrate
+
+    migrate(log=lambda _line: None)
+    yield
+
+
+@pytest.fixture
+def redis_url() -> str:
+    require_service("Redis", "127.0.0.1", 6379)
+    return "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+def project(db: None):  # type: ignore[no-untyped-def]
+    from controlplane.models import Project
+
+    return Project.objects.create(slug=f"p-{os.urandom(4).hex()}", name="Test project")
+
+
+@pytest.fixture
+def ch():  # type: ignore[no-untyped-def]
+    from ingestion.clickhouse.client import get_client
+
+    return get_client()
