@@ -27,8 +27,12 @@ browser-deps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || { echo "could not install chromium (apt-get install chromium); browser tests need /usr/bin/chromium"; exit 1; }; }
 
+# The whole suite on SQLite, then every Django-database test again on the real PostgreSQL of this machine.
 test: $(STAMP) browser-deps
 	@$(PY) -m pytest -q $(PYTEST_ARGS)
+	@echo "== Django database tests on PostgreSQL (127.0.0.1:5432)"
+	@KEEL_DB_PASS=postgres DATABASE_URL=$${KEEL_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/keel_$$$$} \
+	  $(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	@$(PY) -m benchmarks.run

@@ -60,3 +60,19 @@ def ch():  # type: ignore[no-untyped-def]
     from ingestion.clickhouse.client import get_client
 
     return get_client()
+
+
+_DB_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "live_server", "admin_client", "admin_user",
+                "django_user_model", "project"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the PostgreSQL pass (KEEL_DB_PASS=postgres) run only the tests that touch the Django database."""
+    if os.environ.get("KEEL_DB_PASS") != "postgres":
+        return
+    selected, deselected = [], []
+    for item in items:
+        uses_db = bool(_DB_FIXTURES & set(getattr(item, "fixturenames", ()))) or item.get_closest_marker("django_db")
+        (selected if uses_db and not item.get_closest_marker("browser") else deselected).append(item)
+    config.hook.pytest_deselected(items=deselected)
+    items[:] = selected
