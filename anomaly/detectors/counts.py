@@ -1,0 +1,168 @@
+"""Count-aware tests: error/unpriced shares (binomial) and call volume (Poisson).
+
+A z-score on a sparse error-rate series is a z-score on 0/1 noise: one failed call out of two is "50%"
+and pages someone. Here the question is instead "how surprising are e errors out of n calls given the
+usual rate?", answered with an exact tail probability, so low volume automatically means weak evidence.
+Recent buckets are also pooled so a low-volume route can still show a real burst. Counts are quasi-
+likelihood scaled by an overdispersion factor learned from history, so naturally bursty series are
+judged against their own variability.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+
+from anomaly.detectors.baseline import Baseline, seasonal_baseline
+from anomaly.detectors.evidence import FloatArray, PointScores, clean_severity
+from anomaly.detectors.presets import MetricPreset
+
+MAX_Z = 40.0
+# Exact tails are computed only where a normal approximation already looks suspicious.
+_PREFILTER_Z = 2.0
+# Pearson residuals are clipped when learning overdispersion so one burst does not blind the next day.
+_PEARSON_CLIP = 9.0
+_MAX_DISPERSION = 100.0
+
+
+def _z_from_p(p: FloatArray) -> FloatArray:
+    """One-sided p-value to a z-score, stable for tiny p."""
+    with np.errstate(divide="ignore"):
+        return np.clip(-special.ndtri(np.clip(p, 1e-300, 1.0)), 0.0, MAX_Z)
+
+
+def _trailing_sum(x: FloatArray, window: int, *, include_current: bool) -> FloatArray:
+    """Sum over the trailing ``window`` buckets along time (excluding the current one if asked)."""
+    csum = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(x, axis=1)], axis=1)
+    idx = np.arange(x.shape[1])
+    hi = idx + 1 if include_current else idx
+    lo = np.maximum(hi - window, 0)
+    return csum[:, hi] - csum[:, lo]
+
+
+def binomial_upper_z(events: FloatArray, trials: FloatArray, rate: FloatArray) -> FloatArray:
+    """z-score of P(X >= events) for X ~ Binomial(trials, rate); 0 where there is no excess."""
+    out = np.zeros(events.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sd = np.sqrt(trials * rate * (1.0 - rate))
+        approx = (events - trials * rate) / np.where(sd > 0, sd, np.nan)
+    candidates = (approx > _PREFILTER_Z) & (events >= 1) & (trials >= events) & (rate > 0) & (rate < 1)
+    if candidates.any():
+        e, n, p = events[candidates], trials[candidates], rate[candidates]
+        out[candidates] = _z_from_p(special.betainc(e, n - e + 1.0, p))
+    return out
+
+
+def poisson_z(counts: FloatArray, mean: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """z-scores of P(X >= counts) and P(X <= counts) for X ~ Poisson(mean); 0 where unremarkable."""
+    up = np.zeros(counts.shape)
+    down = np.zeros(counts.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        approx = (counts - mean) / np.sqrt(np.where(mean > 0, mean, np.nan))
+    high = (approx > _PREFILTER_Z) & (counts > 0)
+    if high.any():
+        up[high] = _z_from_p(special.gammainc(counts[high], mean[high]))
+    low = (approx < -_PREFILTER_Z) & (mean > 0)
+    if low.any():
+        down[low] = _z_from_p(special.gammaincc(counts[low] + 1.0, mean[low]))
+    return up, down
+
+
+def rate_scores(
+    events: FloatArray,
+    trials: FloatArray,
+    preset: MetricPreset,
+    *,
+    reference_window: int = 1440,
+    pool: int = 5,
+) -> PointScores:
+    """Binomial excess test of events/trials against the trailing reference rate, per bucket and pooled."""
+    e = np.nan_to_num(np.asarray(events, dtype=np.float64), nan=0.0)
+    n = np.nan_to_num(np.asarray(trials, dtype=np.float64), nan=0.0)
+    e = np.clip(e, 0.0, n)  # more errors than calls is a bad row, not an incident
+    ref_e = _trailing_sum(e, reference_window, include_current=False)
+    ref_n = _trailing_sum(n, reference_window, include_current=False)
+    # Half an event of prior keeps a brand-new route (no reference yet) from looking like a 0% baseline.
+    rate = (ref_e + 0.5) / (ref_n + 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pearson = (e - n * rate) ** 2 / (n * rate * (1.0 - rate))
+    pearson = np.where(n > 0, np.minimum(pearson, _PEARSON_CLIP), 0.0)
+    buckets = _trailing_sum((n > 0).astype(np.float64), reference_window, include_current=False)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dispersion = _trailing_sum(pearson, reference_window, include_current=False) / buckets
+    dispersion = np.clip(np.nan_to_num(dispersion, nan=1.0), 1.0, _MAX_DISPERSION)
+
+    pooled_e = _trailing_sum(e, pool, include_current=True)
+    pooled_n = _trailing_sum(n, pool, include_current=True)
+    z_single = binomial_upper_z(e / dispersion, n / dispersion, rate)
+    z_pooled = binomial_upper_z(pooled_e / dispersion, pooled_n / dispersion, rate)
+    z = np.maximum(z_single, z_pooled)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        observed = np.where(n > 0, e / n, np.nan)
+        pooled_rate = np.where(pooled_n > 0, pooled_e / pooled_n, np.nan)
+    # The excess must also matter in absolute terms: double the usual rate and at least min_scale more.
+    excess = np.fmax(observed, pooled_rate)
+    material = (excess >= rate * (1.0 + preset.min_relative_change)) & (excess >= rate + preset.min_scale)
+    severity = z / preset.count_z_threshold
+    severity = np.where(material, severity, np.minimum(severity, 0.5))
+    severity = np.where(n > 0, severity, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sd = np.sqrt(rate * (1.0 - rate) * dispersion / np.where(n > 0, n, np.nan))
+    return PointScores(
+        method="binomial_rate",
+        observed=observed,
+        expected=rate,
+        lower=np.clip(rate - preset.count_z_threshold * sd, 0.0, 1.0),
+        upper=np.clip(rate + preset.count_z_threshold * sd, 0.0, 1.0),
+        severity=clean_severity(severity),
+    )
+
+
+def volume_baseline(counts: FloatArray, periods_per_day: int | None) -> tuple[FloatArray, FloatArray, Baseline]:
+    """Expected count and overdispersion from a seasonal baseline on sqrt(counts).
+
+    The square root stabilises Poisson variance (about 1/4 at any rate), so the baseline's noise scale
+    translates straight into an overdispersion factor: 4 * scale**2.
+    """
+    root = np.sqrt(np.clip(counts, 0.0, None))
+    base = seasonal_baseline(root, periods_per_day=periods_per_day, min_scale=0.5)
+    expected = np.clip(base.expected, 0.0, None) ** 2
+    dispersion = np.clip(4.0 * base.scale**2, 1.0, _MAX_DISPERSION)
+    return expected, dispersion, base
+
+
+def volume_scores(
+    counts: FloatArray, preset: MetricPreset, periods_per_day: int | None, *, pool: int = 5
+) -> PointScores:
+    """Poisson test of call volume against its seasonal expectation: spikes and drops, per bucket and pooled."""
+    c = np.asarray(counts, dtype=np.float64)
+    if preset.gaps_are_zero:
+        c = np.nan_to_num(c, nan=0.0)
+    c = np.where(c < 0, np.nan, c)
+    expected, dispersion, _ = volume_baseline(c, periods_per_day)
+    known = np.isfinite(c) & np.isfinite(expected)
+    c0 = np.where(known, c, 0.0)
+    lam0 = np.where(known, expected, 0.0)
+    up1, down1 = poisson_z(c0 / dispersion, lam0 / dispersion)
+    pooled_c = _trailing_sum(c0, pool, include_current=True)
+    pooled_lam = _trailing_sum(lam0, pool, include_current=True)
+    upn, downn = poisson_z(pooled_c / dispersion, pooled_lam / dispersion)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        change1 = np.abs(c0 - lam0) / lam0
+        changen = np.abs(pooled_c - pooled_lam) / pooled_lam
+    z_single = np.where(change1 >= preset.min_relative_change, np.maximum(up1, down1), 0.0)
+    z_pooled = np.where(changen >= preset.min_relative_change, np.maximum(upn, downn), 0.0)
+    if preset.direction == "up":
+        z_single, z_pooled = np.where(c0 >= lam0, z_single, 0.0), np.where(pooled_c >= pooled_lam, z_pooled, 0.0)
+    elif preset.direction == "down":
+        z_single, z_pooled = np.where(c0 <= lam0, z_single, 0.0), np.where(pooled_c <= pooled_lam, z_pooled, 0.0)
+    severity = np.where(known, np.maximum(z_single, z_pooled) / preset.count_z_threshold, 0.0)
+    sd = np.sqrt(expected * dispersion)
+    return PointScores(
+        method="poisson_volume",
+        observed=np.where(np.isfinite(c), c, np.nan),
+        expected=expected,
+        lower=np.clip(expected - preset.count_z_threshold * sd, 0.0, None),
+        upper=expected + preset.count_z_threshold * sd,
+        severity=clean_severity(severity),
+    )
