@@ -23,6 +23,12 @@ _PREFILTER_Z = 2.0
 # Pearson residuals are clipped when learning overdispersion so one burst does not blind the next day.
 _PEARSON_CLIP = 9.0
 _MAX_DISPERSION = 100.0
+# Buckets pooled for the windowed tests: 1 catches a sharp spike at once, the longer windows give a
+# low-volume route (a call or two a minute) enough calls to show a burst or a drop at all.
+POOLS = (1, 5, 15, 30)
+# Traffic wanders slowly (campaigns, retries, a busy afternoon) by about this fraction beyond Poisson
+# noise; over a pooled window that wander dominates, so it is added to the variance of pooled counts.
+VOLUME_WANDER = 0.1
 
 
 def _z_from_p(p: FloatArray) -> FloatArray:
@@ -74,7 +80,7 @@ def rate_scores(
     preset: MetricPreset,
     *,
     reference_window: int = 1440,
-    pool: int = 5,
+    pools: tuple[int, ...] = POOLS,
 ) -> PointScores:
     """Binomial excess test of events/trials against the trailing reference rate, per bucket and pooled."""
     e = np.nan_to_num(np.asarray(events, dtype=np.float64), nan=0.0)
@@ -92,20 +98,19 @@ def rate_scores(
         dispersion = _trailing_sum(pearson, reference_window, include_current=False) / buckets
     dispersion = np.clip(np.nan_to_num(dispersion, nan=1.0), 1.0, _MAX_DISPERSION)
 
-    pooled_e = _trailing_sum(e, pool, include_current=True)
-    pooled_n = _trailing_sum(n, pool, include_current=True)
-    z_single = binomial_upper_z(e / dispersion, n / dispersion, rate)
-    z_pooled = binomial_upper_z(pooled_e / dispersion, pooled_n / dispersion, rate)
-    z = np.maximum(z_single, z_pooled)
+    z = np.zeros(e.shape)
+    rate_bound = np.maximum(rate * (1.0 + preset.min_relative_change), rate + preset.min_scale)
+    for pool in pools:
+        pooled_e = _trailing_sum(e, pool, include_current=True) if pool > 1 else e
+        pooled_n = _trailing_sum(n, pool, include_current=True) if pool > 1 else n
+        z_pool = binomial_upper_z(pooled_e / dispersion, pooled_n / dispersion, rate)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # The excess must also matter in absolute terms: double the usual rate and min_scale more.
+            pool_material = pooled_e >= pooled_n * rate_bound
+        z = np.maximum(z, np.where(pool_material, z_pool, 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
         observed = np.where(n > 0, e / n, np.nan)
-        pooled_rate = np.where(pooled_n > 0, pooled_e / pooled_n, np.nan)
-    # The excess must also matter in absolute terms: double the usual rate and at least min_scale more.
-    excess = np.fmax(observed, pooled_rate)
-    material = (excess >= rate * (1.0 + preset.min_relative_change)) & (excess >= rate + preset.min_scale)
     severity = z / preset.count_z_threshold
-    severity = np.where(material, severity, np.minimum(severity, 0.5))
-    severity = np.where(n > 0, severity, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         sd = np.sqrt(rate * (1.0 - rate) * dispersion / np.where(n > 0, n, np.nan))
     return PointScores(
@@ -132,7 +137,7 @@ def volume_baseline(counts: FloatArray, periods_per_day: int | None) -> tuple[Fl
 
 
 def volume_scores(
-    counts: FloatArray, preset: MetricPreset, periods_per_day: int | None, *, pool: int = 5
+    counts: FloatArray, preset: MetricPreset, periods_per_day: int | None, *, pools: tuple[int, ...] = POOLS
 ) -> PointScores:
     """Poisson test of call volume against its seasonal expectation: spikes and drops, per bucket and pooled."""
     c = np.asarray(counts, dtype=np.float64)
@@ -143,20 +148,20 @@ def volume_scores(
     known = np.isfinite(c) & np.isfinite(expected)
     c0 = np.where(known, c, 0.0)
     lam0 = np.where(known, expected, 0.0)
-    up1, down1 = poisson_z(c0 / dispersion, lam0 / dispersion)
-    pooled_c = _trailing_sum(c0, pool, include_current=True)
-    pooled_lam = _trailing_sum(lam0, pool, include_current=True)
-    upn, downn = poisson_z(pooled_c / dispersion, pooled_lam / dispersion)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        change1 = np.abs(c0 - lam0) / lam0
-        changen = np.abs(pooled_c - pooled_lam) / pooled_lam
-    z_single = np.where(change1 >= preset.min_relative_change, np.maximum(up1, down1), 0.0)
-    z_pooled = np.where(changen >= preset.min_relative_change, np.maximum(upn, downn), 0.0)
-    if preset.direction == "up":
-        z_single, z_pooled = np.where(c0 >= lam0, z_single, 0.0), np.where(pooled_c >= pooled_lam, z_pooled, 0.0)
-    elif preset.direction == "down":
-        z_single, z_pooled = np.where(c0 <= lam0, z_single, 0.0), np.where(pooled_c <= pooled_lam, z_pooled, 0.0)
-    severity = np.where(known, np.maximum(z_single, z_pooled) / preset.count_z_threshold, 0.0)
+    z = np.zeros(c0.shape)
+    for pool in pools:
+        pooled_c = _trailing_sum(c0, pool, include_current=True) if pool > 1 else c0
+        pooled_lam = _trailing_sum(lam0, pool, include_current=True) if pool > 1 else lam0
+        pooled_dispersion = dispersion + VOLUME_WANDER**2 * pooled_lam if pool > 1 else dispersion
+        up, down = poisson_z(pooled_c / pooled_dispersion, pooled_lam / pooled_dispersion)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            material = np.abs(pooled_c - pooled_lam) >= preset.min_relative_change * pooled_lam
+        if preset.direction == "up":
+            down = np.zeros_like(down)
+        elif preset.direction == "down":
+            up = np.zeros_like(up)
+        z = np.maximum(z, np.where(material, np.maximum(up, down), 0.0))
+    severity = np.where(known, z / preset.count_z_threshold, 0.0)
     sd = np.sqrt(expected * dispersion)
     return PointScores(
         method="poisson_volume",

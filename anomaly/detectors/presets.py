@@ -50,9 +50,9 @@ class MetricPreset:
     direction: Direction
     count_model: CountModel = "none"
     z_threshold: float = 5.0
-    cusum_drift: float = 0.75
-    cusum_threshold: float = 14.0
-    count_z_threshold: float = 5.0
+    cusum_drift: float = 1.0
+    cusum_threshold: float = 16.0
+    count_z_threshold: float = 4.5
     min_scale: float = 0.02
     min_relative_change: float = 0.0
     min_calls: float = 3.0
@@ -74,7 +74,7 @@ PRESETS: dict[MetricKind, MetricPreset] = {
         MetricKind.OUTPUT_TOKENS_PER_SECOND, "log", "both", min_scale=0.02, min_relative_change=0.1
     ),
     MetricKind.VOLUME: MetricPreset(
-        MetricKind.VOLUME, "identity", "both", count_model="poisson", min_relative_change=0.2, gaps_are_zero=True
+        MetricKind.VOLUME, "identity", "both", count_model="poisson", min_relative_change=0.3, gaps_are_zero=True
     ),
     MetricKind.UNPRICED_SHARE: MetricPreset(
         MetricKind.UNPRICED_SHARE, "identity", "up", count_model="binomial", min_scale=0.005, min_relative_change=1.0
