@@ -37,7 +37,9 @@ _MEDIAN_OF_K = {
 }
 # Noise is estimated over this many buckets either side of the same time of day: a p95 is noisier at
 # night when fewer calls make it up.
-SCALE_HALF_WIDTH = 60
+SCALE_HALF_WIDTH_MINUTES = 60
+SMOOTH_HALF_WIDTH_MINUTES = 7
+FALLBACK_WINDOW_MINUTES = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +99,14 @@ def _moving_nanmean(values: FloatArray, half_width: int) -> FloatArray:
 
 
 def _seasonal_part(
-    x: FloatArray, periods_per_day: int, *, min_days: int, max_days: int, weekly_after_days: int, smooth: int
+    x: FloatArray,
+    periods_per_day: int,
+    *,
+    min_days: int,
+    max_days: int,
+    weekly_after_days: int,
+    smooth: int,
+    scale_half_width: int,
 ) -> tuple[FloatArray, FloatArray]:
     """Expected value and point scale from the same bucket on previous days; NaN where not available."""
     n_series, n_time = x.shape
@@ -126,7 +135,7 @@ def _seasonal_part(
         finite = np.isfinite(clipped)
         with np.errstate(invalid="ignore", divide="ignore"):
             per_bucket = np.where(finite, clipped, 0.0).sum(axis=1) / finite.sum(axis=1)
-        sigma = _moving_nanmean(per_bucket, SCALE_HALF_WIDTH) / consistency
+        sigma = _moving_nanmean(per_bucket, scale_half_width) / consistency
         smoothed = _moving_nanmean(median, smooth)
         # The expected value itself is uncertain; smoothing over neighbours only helps against the
         # uncorrelated part of the noise, so count a third of the window as independent.
@@ -162,16 +171,27 @@ def seasonal_baseline(
     min_days: int = 2,
     max_days: int = 7,
     weekly_after_days: int = 21,
-    smooth: int = 7,
-    fallback_window: int = 60,
 ) -> Baseline:
-    """Expected value and noise scale for every bucket of a (series, time) batch in transformed units."""
+    """Expected value and noise scale for every bucket of a (series, time) batch in transformed units.
+
+    Smoothing and scale windows are defined in minutes and converted to buckets of the series' cadence.
+    """
     n_series, n_time = x.shape
+    buckets_per_minute = (periods_per_day or 1440) / 1440.0
+    smooth = round(SMOOTH_HALF_WIDTH_MINUTES * buckets_per_minute)
+    scale_half_width = max(1, round(SCALE_HALF_WIDTH_MINUTES * buckets_per_minute))
+    fallback_window = max(8, round(FALLBACK_WINDOW_MINUTES * buckets_per_minute))
     expected = np.full((n_series, n_time), np.nan)
     scale = np.full((n_series, n_time), np.nan)
     if periods_per_day and n_time > min_days * periods_per_day:
         expected, scale = _seasonal_part(
-            x, periods_per_day, min_days=min_days, max_days=max_days, weekly_after_days=weekly_after_days, smooth=smooth
+            x,
+            periods_per_day,
+            min_days=min_days,
+            max_days=max_days,
+            weekly_after_days=weekly_after_days,
+            smooth=smooth,
+            scale_half_width=scale_half_width,
         )
     seasonal = np.isfinite(expected) & np.isfinite(scale)
     missing_cols = np.flatnonzero(~seasonal.all(axis=0))
