@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
@@ -48,7 +49,7 @@ def _hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def issue_key(project: Project, scopes: list[str], name: str = "", created_by: object = None) -> IssuedKey:
+def issue_key(project: Project, scopes: list[str], name: str = "", created_by: AbstractBaseUser | None = None) -> IssuedKey:
     unknown = set(scopes) - set(Scope.values)
     if not scopes or unknown:
         raise ValueError(f"scopes must be a non-empty subset of {sorted(Scope.values)}; unknown: {sorted(unknown)}")
@@ -60,7 +61,7 @@ def issue_key(project: Project, scopes: list[str], name: str = "", created_by: o
         prefix=prefix,
         key_hash=_hash(raw),
         scopes=sorted(set(scopes)),
-        created_by=created_by if created_by is not None and getattr(created_by, "pk", None) else None,
+        created_by=created_by if created_by is not None and created_by.pk else None,  # type: ignore[misc]
     )
     return IssuedKey(api_key=key, secret=raw)
 
