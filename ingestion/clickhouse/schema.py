@@ -112,22 +112,30 @@ RANGE(MIN valid_from MAX valid_to)""",
 
 
 def projects(t: Topology) -> list[str]:
-    """Per-project switches the calls view needs at insert time (synced from Django)."""
+    """Per-project switches the insert path needs (cost precedence, content capture, extra PII patterns).
+
+    Written only by :mod:`ingestion.project_sync`; ``version`` makes the newest write win.
+    """
     table = t.local(PROJECTS_TABLE)
     return [
         f"""CREATE TABLE IF NOT EXISTS {table}{t.on_cluster} (
     ProjectId String,
     client_cost_wins UInt8,
+    content_capture LowCardinality(String) DEFAULT 'redacted',
+    extra_pattern String DEFAULT '',
     version UInt64
 ) ENGINE = {t.engine('Replacing', PROJECTS_TABLE, 'version')}
 ORDER BY ProjectId""",
         *t.distributed(PROJECTS_TABLE),
         f"""CREATE DICTIONARY IF NOT EXISTS keel_project_dict{t.on_cluster} (
     ProjectId String,
-    client_cost_wins UInt8
+    client_cost_wins UInt8,
+    content_capture String DEFAULT 'redacted',
+    extra_pattern String DEFAULT ''
 )
 PRIMARY KEY ProjectId
-SOURCE(CLICKHOUSE(QUERY 'SELECT ProjectId, argMax(client_cost_wins, version) AS client_cost_wins
+SOURCE(CLICKHOUSE(QUERY 'SELECT ProjectId, argMax(client_cost_wins, version) AS client_cost_wins,
+  argMax(content_capture, version) AS content_capture, argMax(extra_pattern, version) AS extra_pattern
   FROM {t.database}.{table} GROUP BY ProjectId'))
 LIFETIME(MIN 0 MAX 30)
 LAYOUT(COMPLEX_KEY_HASHED())""",
