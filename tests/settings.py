@@ -12,4 +12,5 @@ os.environ["KEEL_CLICKHOUSE_URL"] = os.environ.get("KEEL_TEST_CLICKHOUSE_URL", f
 
 from controlplane.settings import *  # noqa: E402
 
+REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api": "100000/min", "login": "10/min"}}  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests

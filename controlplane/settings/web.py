@@ -14,6 +14,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "controlplane",
     "ingestion",
@@ -66,6 +67,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = var_dir() / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise serves from the finders; an empty root keeps it quiet
 STATICFILES_DIRS = [BASE_DIR / "dashboards" / "static"]
 WHITENOISE_USE_FINDERS = True
 
@@ -76,6 +78,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["controlplane.throttling.ApiThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api": get_str("KEEL_API_RATE", "600/min"), "login": "10/min"},
     "EXCEPTION_HANDLER": "controlplane.api_errors.exception_handler",
 }
@@ -85,6 +88,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and ReDoc assets come from the installed sidecar package, never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Ingestion limits (OTLP/HTTP).
