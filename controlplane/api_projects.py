@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -63,7 +61,7 @@ class ApiKeySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
 
 class NewApiKeySerializer(serializers.Serializer):  # type: ignore[type-arg]
     name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.values), min_length=1)
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices), min_length=1)
 
 
 class IssuedApiKeySerializer(ApiKeySerializer):
@@ -121,11 +119,11 @@ class MemberSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
 
 class NewMemberSerializer(serializers.Serializer):  # type: ignore[type-arg]
     username = serializers.CharField(max_length=150)
-    role = serializers.ChoiceField(choices=Role.values)
+    role = serializers.ChoiceField(choices=Role.choices)
 
 
 class RoleSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    role = serializers.ChoiceField(choices=Role.values)
+    role = serializers.ChoiceField(choices=Role.choices)
 
 
 class MemberListView(APIView):

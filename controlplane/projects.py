@@ -22,7 +22,8 @@ def validate_patterns(patterns: Any) -> list[str]:
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise ValidationError({"pii_extra_patterns": f"{pattern!r} is not a valid regular expression: {exc}"})
+            raise ValidationError(
+                {"pii_extra_patterns": f"{pattern!r} is not a valid regular expression: {exc}"}) from None
     return patterns
 
 
@@ -30,7 +31,7 @@ def validate_patterns(patterns: Any) -> list[str]:
 def update_project(project: Project, changes: dict[str, Any]) -> Project:
     unknown = set(changes) - set(EDITABLE_SETTINGS)
     if unknown:
-        raise ValidationError({name: "is not an editable project setting" for name in sorted(unknown)})
+        raise ValidationError(dict.fromkeys(sorted(unknown), "is not an editable project setting"))
     if "pii_extra_patterns" in changes:
         validate_patterns(changes["pii_extra_patterns"])
     for name, value in changes.items():

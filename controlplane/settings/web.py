@@ -92,6 +92,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"RoleEnum": "controlplane.models.projects.Role",
+                            "ScopeEnum": "controlplane.models.projects.Scope"},
 }
 
 # Ingestion limits (OTLP/HTTP).
