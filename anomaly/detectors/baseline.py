@@ -3,8 +3,8 @@
 With enough history the expected value of a bucket is the median of the same minute-of-day over the
 previous days (same minute-of-week over previous weeks once three weeks exist), lightly smoothed across
 neighbouring minutes. The median over days shrugs off yesterday's incident; the smoothing keeps one noisy
-day from becoming the baseline. Without that history (a new route, the first days) a trailing rolling
-median stands in. Everything works on (series, time) arrays so one call covers a whole metric family.
+day from becoming the baseline. Without that history (a new route, the first days) a median of recent
+15-minute blocks stands in. Everything works on (series, time) arrays so one call covers a whole metric family.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from anomaly.detectors.evidence import FloatArray, PointScores, clean_severity
 from anomaly.detectors.presets import MetricPreset, Transform
@@ -22,7 +21,7 @@ BoolArray = npt.NDArray[np.bool_]
 
 MAD_TO_SIGMA = 1.4826
 WEEKLY_LAG_DAYS = (7, 14, 21, 28)
-# Every Nth bucket of the reference days is enough to pool one noise scale per series and day.
+# Noise scales are estimated on every Nth bucket of the reference days.
 _SCALE_SAMPLE_STRIDE = 4
 # With k reference days, deviations from their own median understate sigma (for odd k one deviation is
 # always zero) and the median itself is uncertain. Measured by simulation on Gaussian noise, per k:
@@ -39,7 +38,9 @@ _MEDIAN_OF_K = {
 # night when fewer calls make it up.
 SCALE_HALF_WIDTH_MINUTES = 60
 SMOOTH_HALF_WIDTH_MINUTES = 7
-FALLBACK_WINDOW_MINUTES = 60
+# Cold start: the last FALLBACK_BLOCKS blocks of FALLBACK_BLOCK_MINUTES each (an hour).
+FALLBACK_BLOCK_MINUTES = 15
+FALLBACK_BLOCKS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +60,6 @@ def transform(values: FloatArray, kind: Transform) -> FloatArray:
         out = np.log(values)
     out[~np.isfinite(out)] = np.nan
     return out
-
-
-def inverse_transform(values: FloatArray, kind: Transform) -> FloatArray:
-    if kind == "identity":
-        return values
-    with np.errstate(over="ignore"):
-        return np.exp(values)
 
 
 def nanmedian_small_axis(values: FloatArray, axis: int) -> FloatArray:
@@ -114,28 +108,33 @@ def _seasonal_part(
     padded = np.full((n_series, n_days * periods_per_day), np.nan)
     padded[:, :n_time] = x
     days = padded.reshape(n_series, n_days, periods_per_day)
-    expected = np.full_like(days, np.nan)
-    scale = np.full_like(days, np.nan)
+    # (series, bucket-of-day, day): medians over days then run along the contiguous last axis.
+    by_bucket = np.ascontiguousarray(days.transpose(0, 2, 1))
+    expected = np.empty_like(days)
+    scale = np.empty_like(days)
+    expected[:, :min_days, :] = np.nan
+    scale[:, :min_days, :] = np.nan
     for day in range(min_days, n_days):
         if day >= weekly_after_days:
             lags = [lag for lag in WEEKLY_LAG_DAYS if lag <= day]
         else:
             lags = list(range(1, min(max_days, day) + 1))
-        reference = days[:, [day - lag for lag in lags], :]
-        median = nanmedian_small_axis(reference, axis=1)
+        reference_t = by_bucket[:, :, [day - lag for lag in lags]]
+        median = nanmedian_small_axis(reference_t, axis=2)
         k = len(lags)
         consistency, median_variance = _MEDIAN_OF_K[min(max(k, 2), 7)]
-        deviation = np.abs(reference - median[:, None, :])
-        sample = deviation[:, :, ::_SCALE_SAMPLE_STRIDE].reshape(n_series, -1)
+        # Noise is estimated on every 4th bucket and spread back: it varies over hours, not minutes.
+        deviation = np.abs(reference_t[:, ::_SCALE_SAMPLE_STRIDE, :] - median[:, ::_SCALE_SAMPLE_STRIDE, None])
         with np.errstate(all="ignore"):
-            pooled = MAD_TO_SIGMA * np.nanmedian(sample, axis=1)
+            pooled = MAD_TO_SIGMA * np.nanmedian(deviation.reshape(n_series, -1), axis=1)
         # Clipped mean absolute deviation around this time of day: robust to a past incident, local
         # enough to follow the daily swing in noise.
         clipped = np.fmin(deviation, 3.0 * pooled[:, None, None])
         finite = np.isfinite(clipped)
         with np.errstate(invalid="ignore", divide="ignore"):
-            per_bucket = np.where(finite, clipped, 0.0).sum(axis=1) / finite.sum(axis=1)
-        sigma = _moving_nanmean(per_bucket, scale_half_width) / consistency
+            per_bucket = np.where(finite, clipped, 0.0).sum(axis=2) / finite.sum(axis=2)
+        sampled_sigma = _moving_nanmean(per_bucket, max(1, scale_half_width // _SCALE_SAMPLE_STRIDE)) / consistency
+        sigma = np.repeat(sampled_sigma, _SCALE_SAMPLE_STRIDE, axis=1)[:, :periods_per_day]
         smoothed = _moving_nanmean(median, smooth)
         # The expected value itself is uncertain; smoothing over neighbours only helps against the
         # uncorrelated part of the noise, so count a third of the window as independent.
@@ -147,20 +146,33 @@ def _seasonal_part(
     return flat_expected, flat_scale
 
 
-def _rolling_part(x: FloatArray, window: int) -> tuple[FloatArray, FloatArray]:
-    """Trailing (strictly past) rolling median and a first-difference noise scale."""
-    frame = pd.DataFrame(x.T)
-    min_periods = max(3, window // 4)
-    expected = frame.rolling(window, min_periods=min_periods).median().shift(1).to_numpy().T
-    jumps = frame.diff().abs()
-    jump_median = jumps.rolling(window * 4, min_periods=min_periods).median().shift(1).to_numpy().T
-    # Deviation from a trailing median combines point noise, the median's own error and the drift of
-    # the level across half a window; the last term is what makes the cold-start path noisier.
-    level_drift = (frame - frame.rolling(window, min_periods=min_periods).median().shift(1)).abs()
-    drift_median = level_drift.rolling(window * 4, min_periods=min_periods).median().shift(1).to_numpy().T
-    sigma_point = MAD_TO_SIGMA * jump_median / np.sqrt(2.0)
-    sigma_total = np.fmax(sigma_point * np.sqrt(1.0 + np.pi / (2.0 * window)), MAD_TO_SIGMA * drift_median)
-    return expected, sigma_total
+def _trailing_blocks(x: FloatArray, block: int, blocks: int) -> tuple[FloatArray, FloatArray]:
+    """Cold-start baseline from strictly past data: medians of ``block``-bucket blocks.
+
+    Expected value at t: median of the last ``blocks`` complete block medians before t's block. Scale:
+    median of those blocks' MADs (point noise) combined with the spread of the block medians (how
+    much the level moves within the window). Blocks keep this vectorised and cheap; a per-bucket
+    rolling median over a million-column batch was the slowest part of a sweep.
+    """
+    n_series, n_time = x.shape
+    n_blocks = -(-n_time // block)
+    padded = np.full((n_series, n_blocks * block), np.nan)
+    padded[:, :n_time] = x
+    chunks = padded.reshape(n_series, n_blocks, block)
+    block_median = nanmedian_small_axis(chunks, axis=2)
+    block_mad = nanmedian_small_axis(np.abs(chunks - block_median[:, :, None]), axis=2)
+    # Window of the previous ``blocks`` blocks for every block (NaN-padded at the start).
+    lagged_median = np.full((n_series, n_blocks, blocks), np.nan)
+    lagged_mad = np.full((n_series, n_blocks, blocks), np.nan)
+    for lag in range(1, blocks + 1):
+        lagged_median[:, lag:, lag - 1] = block_median[:, :-lag]
+        lagged_mad[:, lag:, lag - 1] = block_mad[:, :-lag]
+    expected = nanmedian_small_axis(lagged_median, axis=2)
+    point_sigma = MAD_TO_SIGMA * nanmedian_small_axis(lagged_mad, axis=2)
+    level_sigma = MAD_TO_SIGMA * nanmedian_small_axis(np.abs(lagged_median - expected[:, :, None]), axis=2)
+    sigma = np.sqrt(point_sigma**2 * (1.0 + np.pi / (2.0 * block * blocks)) + level_sigma**2)
+    expand = np.repeat(np.arange(n_blocks), block)[:n_time]
+    return expected[:, expand], sigma[:, expand]
 
 
 def seasonal_baseline(
@@ -180,7 +192,7 @@ def seasonal_baseline(
     buckets_per_minute = (periods_per_day or 1440) / 1440.0
     smooth = round(SMOOTH_HALF_WIDTH_MINUTES * buckets_per_minute)
     scale_half_width = max(1, round(SCALE_HALF_WIDTH_MINUTES * buckets_per_minute))
-    fallback_window = max(8, round(FALLBACK_WINDOW_MINUTES * buckets_per_minute))
+    fallback_block = max(2, round(FALLBACK_BLOCK_MINUTES * buckets_per_minute))
     expected = np.full((n_series, n_time), np.nan)
     scale = np.full((n_series, n_time), np.nan)
     if periods_per_day and n_time > min_days * periods_per_day:
@@ -196,9 +208,9 @@ def seasonal_baseline(
     seasonal = np.isfinite(expected) & np.isfinite(scale)
     missing_cols = np.flatnonzero(~seasonal.all(axis=0))
     if missing_cols.size:
-        # Only the columns up to the last one lacking a seasonal value need the (slower) rolling path.
+        # Only the columns up to the last one lacking a seasonal value need the cold-start path.
         stop = int(missing_cols[-1]) + 1
-        roll_expected, roll_scale = _rolling_part(x[:, :stop], fallback_window)
+        roll_expected, roll_scale = _trailing_blocks(x[:, :stop], fallback_block, FALLBACK_BLOCKS)
         expected[:, :stop] = np.where(seasonal[:, :stop], expected[:, :stop], roll_expected)
         scale[:, :stop] = np.where(seasonal[:, :stop], scale[:, :stop], roll_scale)
     scale = np.fmax(scale, min_scale)
@@ -220,11 +232,6 @@ def directional(z: FloatArray, direction: str) -> FloatArray:
     return np.abs(z)
 
 
-def relative_change(observed: FloatArray, expected: FloatArray) -> FloatArray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.abs(observed - expected) / np.abs(expected)
-
-
 def deviation_scores(values: FloatArray, baseline: Baseline, preset: MetricPreset) -> tuple[PointScores, FloatArray]:
     """Point-wise robust z against the baseline; also returns the signed z for change-point methods.
 
@@ -233,20 +240,25 @@ def deviation_scores(values: FloatArray, baseline: Baseline, preset: MetricPrese
     """
     x = transform(values, preset.transform)
     z = robust_z(x, baseline)
-    threshold = preset.z_threshold
-    expected = inverse_transform(baseline.expected, preset.transform)
-    lower = inverse_transform(baseline.expected - threshold * baseline.scale, preset.transform)
-    upper = inverse_transform(baseline.expected + threshold * baseline.scale, preset.transform)
-    severity = directional(z, preset.direction) / threshold
+    severity = clean_severity(directional(z, preset.direction) / preset.z_threshold)
     if preset.min_relative_change > 0:
-        change = relative_change(np.where(np.isfinite(x), values, np.nan), expected)
-        severity = np.fmin(severity, change / preset.min_relative_change)
+        # Only points that could breach need the (costly) relative-change gate.
+        candidates = severity >= 0.5
+        residual = x[candidates] - baseline.expected[candidates]
+        if preset.transform == "log":
+            change = np.abs(np.expm1(residual))
+        else:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                change = np.abs(residual) / np.abs(baseline.expected[candidates])
+        severity[candidates] = np.fmin(
+            severity[candidates], np.nan_to_num(change, nan=0.0) / preset.min_relative_change
+        )
     scores = PointScores(
         method="robust_baseline",
-        observed=np.where(np.isfinite(x), values, np.nan),
-        expected=expected,
-        lower=lower,
-        upper=upper,
-        severity=clean_severity(severity),
+        observed=values,
+        severity=severity,
+        center=baseline.expected,
+        half_width=preset.z_threshold * baseline.scale,
+        log_scale=preset.transform == "log",
     )
     return scores, z

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import lfilter
 
-from anomaly.detectors.baseline import Baseline, directional, inverse_transform
+from anomaly.detectors.baseline import Baseline, directional
 from anomaly.detectors.evidence import FloatArray, PointScores, clean_severity
 from anomaly.detectors.presets import Direction, MetricPreset
 
@@ -65,20 +65,25 @@ def cusum_scores(
     ``x`` is the transformed series and ``z`` its robust z against ``baseline``. The band is the
     smallest shift that feeds the statistic.
     """
-    severity = cusum(z, drift=preset.cusum_drift, threshold=preset.cusum_threshold, direction=preset.direction)
+    severity = clean_severity(
+        cusum(z, drift=preset.cusum_drift, threshold=preset.cusum_threshold, direction=preset.direction)
+    )
     if preset.min_relative_change > 0:
         shift = directional(shift_size(x, np.nan_to_num(baseline.expected, nan=0.0)), preset.direction)
-        relative = (
-            np.expm1(np.maximum(shift, 0.0)) if preset.transform == "log" else np.abs(shift) / np.abs(baseline.expected)
+        candidates = severity >= 0.5
+        if preset.transform == "log":
+            relative = np.expm1(np.maximum(shift[candidates], 0.0))
+        else:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                relative = np.maximum(shift[candidates], 0.0) / np.abs(baseline.expected[candidates])
+        severity[candidates] = np.fmin(
+            severity[candidates], np.nan_to_num(relative, nan=0.0) / preset.min_relative_change
         )
-        with np.errstate(invalid="ignore"):
-            severity = np.fmin(severity, relative / preset.min_relative_change)
-    margin = preset.cusum_drift * baseline.scale
     return PointScores(
         method="cusum",
-        observed=np.where(np.isfinite(z), values, np.nan),
-        expected=inverse_transform(baseline.expected, preset.transform),
-        lower=inverse_transform(baseline.expected - margin, preset.transform),
-        upper=inverse_transform(baseline.expected + margin, preset.transform),
-        severity=clean_severity(severity),
+        observed=values,
+        severity=severity,
+        center=baseline.expected,
+        half_width=preset.cusum_drift * baseline.scale,
+        log_scale=preset.transform == "log",
     )

@@ -116,10 +116,11 @@ def rate_scores(
     return PointScores(
         method="binomial_rate",
         observed=observed,
-        expected=rate,
-        lower=np.clip(rate - preset.count_z_threshold * sd, 0.0, 1.0),
-        upper=np.clip(rate + preset.count_z_threshold * sd, 0.0, 1.0),
         severity=clean_severity(severity),
+        center=rate,
+        half_width=preset.count_z_threshold * sd,
+        floor=0.0,
+        ceiling=1.0,
     )
 
 
@@ -165,9 +166,9 @@ def volume_scores(
     sd = np.sqrt(expected * dispersion)
     return PointScores(
         method="poisson_volume",
-        observed=np.where(np.isfinite(c), c, np.nan),
-        expected=expected,
-        lower=np.clip(expected - preset.count_z_threshold * sd, 0.0, None),
-        upper=expected + preset.count_z_threshold * sd,
+        observed=c,
         severity=clean_severity(severity),
+        center=expected,
+        half_width=preset.count_z_threshold * sd,
+        floor=0.0,
     )

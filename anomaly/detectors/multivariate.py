@@ -91,7 +91,7 @@ def joint_scores(
     z, known = standardize(arr, train_until, log_scale=log_scale)
     zeros = np.zeros((n_series, n_time))
     nan = np.full((n_series, n_time), np.nan)
-    quiet = PointScores("isolation_forest", nan, nan, nan, nan, zeros)
+    quiet = PointScores("isolation_forest", nan, zeros, nan, nan)
     train_rows = z[:, :train_until, :][known[:, :train_until]]
     if train_rows.shape[0] < _MIN_TRAIN_ROWS or n_time == 0:
         return JointScores(quiet, z, names)
@@ -119,9 +119,9 @@ def joint_scores(
     scores = PointScores(
         method="isolation_forest",
         observed=anomaly,
-        expected=np.full((n_series, n_time), center),
-        lower=np.full((n_series, n_time), np.nan),
-        upper=np.full((n_series, n_time), limit),
         severity=severity,
+        center=np.full((n_series, n_time), center),
+        half_width=np.full((n_series, n_time), limit - center),
+        floor=0.0,
     )
     return JointScores(scores, z, names)

@@ -85,9 +85,9 @@ def _evidence(
         method=best.method,
         metric=metric,
         observed=float(best.observed[detection_series, at]),
-        expected=float(best.expected[detection_series, at]),
-        lower=float(best.lower[detection_series, at]),
-        upper=float(best.upper[detection_series, at]),
+        expected=float(best.expected((detection_series, at))),
+        lower=float(best.lower((detection_series, at))),
+        upper=float(best.upper((detection_series, at))),
         score=float(best.severity[detection_series, at]),
         window_start=epoch_to_datetime(int(timestamps[episode.start])),
         window_end=epoch_to_datetime(int(timestamps[end_index])),
@@ -145,7 +145,6 @@ def _per_series(
 ) -> list[PointScores]:
     """Retry one series at a time so a single bad series cannot silence the rest of the batch."""
     rows: list[list[PointScores]] = []
-    nan_row = np.full((1, batch.shape[1]), np.nan)
     for i in range(batch.shape[0]):
         row_counts = None if counts is None else counts[i : i + 1]
         row_events = None if events is None else events[i : i + 1]
@@ -158,21 +157,26 @@ def _per_series(
     template = next((r for r in rows if len(r) == width), [])
     merged: list[PointScores] = []
     for j in range(width):
-        parts = [
-            r[j] if len(r) == width else PointScores(template[j].method, *(nan_row,) * 4, np.zeros_like(nan_row))
-            for r in rows
-        ]
+        parts = [r[j] if len(r) == width else None for r in rows]
+
+        def stack(field: str, fill: float, parts: list[PointScores | None] = parts) -> FloatArray:
+            return np.vstack(
+                [getattr(p, field) if p is not None else np.full((1, batch.shape[1]), fill) for p in parts]
+            )
+
         merged.append(
             PointScores(
                 method=template[j].method,
-                observed=np.vstack([p.observed for p in parts]),
-                expected=np.vstack([p.expected for p in parts]),
-                lower=np.vstack([p.lower for p in parts]),
-                upper=np.vstack([p.upper for p in parts]),
-                severity=np.vstack([p.severity for p in parts]),
+                observed=stack("observed", np.nan),
+                severity=stack("severity", 0.0),
+                center=stack("center", np.nan),
+                half_width=stack("half_width", np.nan),
+                log_scale=template[j].log_scale,
+                floor=template[j].floor,
+                ceiling=template[j].ceiling,
             )
         )
     if not merged:
-        zeros = np.zeros(batch.shape)
-        merged = [PointScores("none", batch, *(np.full(batch.shape, np.nan),) * 3, zeros)]
+        nan = np.full(batch.shape, np.nan)
+        merged = [PointScores("none", batch, np.zeros(batch.shape), nan, nan)]
     return merged
