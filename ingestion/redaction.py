@@ -168,7 +168,7 @@ IPV6_PATTERN = (
 PHONE_CANDIDATE = (
     r"(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"
     r"|(?:\(\d{3}\) ?|\b\d{3}[-. ])\d{3}[-. ]\d{4}\b"
-    r"|\b0\d{2,4}[ -]\d{3,4}[ -]?\d{3,4}\b)"
+    r"|\b0[1-9]\d{1,3}[ -]\d{3,4}[ -]?\d{3,4}\b)"
 )
 
 PLACEHOLDERS = ("[EMAIL]", "[PHONE]", "[CARD]", "[SSN]", "[IBAN]", "[IP]", "[SECRET]", "[CUSTOM]")
@@ -350,6 +350,8 @@ def validate_extra_patterns(patterns: object) -> list[str]:
     cleaned = [p for p in (p.strip() for p in patterns) if p]
     if len(cleaned) > MAX_EXTRA_PATTERNS:
         raise InvalidPattern(f"At most {MAX_EXTRA_PATTERNS} extra patterns are allowed (got {len(cleaned)}).")
+    if not cleaned:
+        return []
     from ingestion.clickhouse.client import get_client
 
     client = get_client()
