@@ -15,4 +15,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("controlplane.api_projects_urls")),
+    path("api/v1/", include("controlplane.api_urls")),
 ]
