@@ -75,36 +75,50 @@ SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_dedup
 
 
 def prices(t: Topology) -> list[str]:
-    """Effective-dated prices (synced from Django) and the range dictionary the calls view prices with."""
+    """Effective-dated prices (synced from Django by ``ingestion.prices``) and the range dictionary the calls view
+    prices with.
+
+    A sync inserts every current row under a new ``version`` plus a ``deleted`` tombstone for rows that are gone, in
+    one insert; the dictionary reads the newest version of each (provider, model, valid_from). ``provider = ''``
+    rows apply to any provider. Cached, cache-write and reasoning prices are resolved (defaulted to the
+    input/output price) by the sync.
+    """
     table = t.local(PRICES_TABLE)
     return [
         f"""CREATE TABLE IF NOT EXISTS {table}{t.on_cluster} (
-    model String,
     provider LowCardinality(String),
+    model String,
     valid_from Date,
     valid_to Date,
     input_per_mtok Float64,
     output_per_mtok Float64,
     cached_input_per_mtok Float64,
+    cache_write_per_mtok Float64,
     reasoning_per_mtok Float64,
+    source String,
+    deleted UInt8 DEFAULT 0,
     version UInt64
 ) ENGINE = {t.engine('Replacing', PRICES_TABLE, 'version')}
-ORDER BY (model, valid_from)""",
+ORDER BY (provider, model, valid_from)""",
         *t.distributed(PRICES_TABLE),
         f"""CREATE DICTIONARY IF NOT EXISTS keel_price_dict{t.on_cluster} (
+    provider String,
     model String,
     valid_from Date,
     valid_to Date,
     input_per_mtok Float64,
     output_per_mtok Float64,
     cached_input_per_mtok Float64,
+    cache_write_per_mtok Float64,
     reasoning_per_mtok Float64
 )
-PRIMARY KEY model
-SOURCE(CLICKHOUSE(QUERY 'SELECT model, valid_from, valid_to, argMax(input_per_mtok, version) AS input_per_mtok,
-  argMax(output_per_mtok, version) AS output_per_mtok, argMax(cached_input_per_mtok, version) AS cached_input_per_mtok,
-  argMax(reasoning_per_mtok, version) AS reasoning_per_mtok FROM {t.database}.{table}
-  GROUP BY model, valid_from, valid_to'))
+PRIMARY KEY provider, model
+SOURCE(CLICKHOUSE(QUERY 'SELECT provider, model, valid_from, argMax(valid_to, version) AS valid_to,
+  argMax(input_per_mtok, version) AS input_per_mtok, argMax(output_per_mtok, version) AS output_per_mtok,
+  argMax(cached_input_per_mtok, version) AS cached_input_per_mtok,
+  argMax(cache_write_per_mtok, version) AS cache_write_per_mtok,
+  argMax(reasoning_per_mtok, version) AS reasoning_per_mtok
+  FROM {t.database}.{table} GROUP BY provider, model, valid_from HAVING argMax(deleted, version) = 0'))
 LIFETIME(MIN 0 MAX 30)
 LAYOUT(COMPLEX_KEY_RANGE_HASHED())
 RANGE(MIN valid_from MAX valid_to)""",
@@ -172,11 +186,13 @@ def llm_calls(t: Topology) -> list[str]:
     CacheReadTokens UInt32 CODEC(T64, ZSTD(1)),
     CacheWriteTokens UInt32 CODEC(T64, ZSTD(1)),
     ReasoningTokens UInt32 CODEC(T64, ZSTD(1)),
+    HasUsage UInt8,
     InputCost Nullable(Float64),
     OutputCost Nullable(Float64),
     TotalCost Nullable(Float64),
     Priced UInt8,
     CostSource LowCardinality(String),
+    PriceModel LowCardinality(String),
     FinishReasons Array(LowCardinality(String)),
     CostCenter LowCardinality(String),
     UserId String CODEC(ZSTD(1)),
@@ -185,6 +201,7 @@ def llm_calls(t: Topology) -> list[str]:
     ScopeName LowCardinality(String),
     ScopeVersion LowCardinality(String),
     Conventions Array(LowCardinality(String)),
+    Truncated UInt8,
     InputContent String CODEC(ZSTD(3)) {content_ttl},
     OutputContent String CODEC(ZSTD(3)) {content_ttl},
     INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
