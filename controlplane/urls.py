@@ -16,4 +16,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("controlplane.api_projects_urls")),
     path("api/v1/", include("controlplane.api_urls")),
+    path("api/v1/", include("ingestion.api_urls")),
 ]
