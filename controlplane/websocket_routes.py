@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-websocket_urlpatterns: list[URLPattern] = []
+from dashboards.consumers import ProjectEventsConsumer
+
+websocket_urlpatterns: list[URLPattern] = [
+    path("ws/projects/<slug:slug>/events/", ProjectEventsConsumer.as_asgi(), name="ws-project-events"),
+]

@@ -1,0 +1,238 @@
+"""Chart and KPI reads over the rollups (always re-aggregated: ``sum(...)``, ``quantilesMerge(...)``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dashboards.filters import DIMENSIONS
+from dashboards.queries.scope import HOUR, P50, P95, P99, QUANTILES, Scope, bucket_seconds, run
+
+_MERGE_LAT = f"quantilesMerge({QUANTILES})(LatencyQ)"
+_MERGE_TTFT = f"quantilesMerge({QUANTILES})(TtftQ)"
+
+
+def _q(values: Any) -> list[float | None]:
+    """Merged quantiles with NaN (no samples, e.g. no streamed calls) as None."""
+    return [None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for v in (values or [])] or [
+        None, None, None, None]
+
+
+@dataclass(frozen=True)
+class Totals:
+    calls: int
+    errors: int
+    cost: float
+    unpriced_calls: int
+    input_tokens: int
+    output_tokens: int
+    duration_ms_sum: float
+    latency: list[float | None]
+    ttft: list[float | None]
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.calls if self.calls else None
+
+    @property
+    def unpriced_share(self) -> float | None:
+        return self.unpriced_calls / self.calls if self.calls else None
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        """Output tokens per second of call time (sum of tokens over sum of durations)."""
+        return self.output_tokens / (self.duration_ms_sum / 1000) if self.duration_ms_sum else None
+
+    @property
+    def p50(self) -> float | None:
+        return self.latency[P50]
+
+    @property
+    def p95(self) -> float | None:
+        return self.latency[P95]
+
+    @property
+    def p99(self) -> float | None:
+        return self.latency[P99]
+
+    @property
+    def ttft_p95(self) -> float | None:
+        return self.ttft[P95]
+
+
+def totals(scope: Scope) -> Totals:
+    src, where, params = scope.rollup_where()
+    row = run(
+        f"""SELECT sum(Calls), sum(Errors), sum(Cost), sum(UnpricedCalls), sum(InputTokens), sum(OutputTokens),
+        sum(DurationMsSum), {_MERGE_LAT}, {_MERGE_TTFT} FROM {src.table} WHERE {where}""",
+        params,
+    )[0]
+    return Totals(int(row[0] or 0), int(row[1] or 0), float(row[2] or 0), int(row[3] or 0), int(row[4] or 0),
+                  int(row[5] or 0), float(row[6] or 0), _q(row[7]), _q(row[8]))
+
+
+@dataclass(frozen=True)
+class Spend:
+    today: float
+    last_7d: float
+    last_30d: float
+    month_to_date: float
+    month_forecast: float
+
+
+def spend(scope: Scope, now: datetime | None = None) -> Spend:
+    """Spend windows independent of the page's range (dimension filters still apply), with a month-end forecast.
+
+    The forecast extrapolates the last 7 days' daily rate over the rest of the month, which reacts to recent
+    change faster than the month-to-date average.
+    """
+    now = (now or datetime.now(UTC)).replace(tzinfo=None)
+    where, params = scope.where("Hour", with_time=False)
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    month = day.replace(day=1)
+    params |= {"day": day, "week": now - timedelta(days=7), "month_ago": now - timedelta(days=30), "month": month}
+    row = run(
+        f"""SELECT sumIf(Cost, Hour >= {{day:DateTime}}), sumIf(Cost, Hour >= {{week:DateTime}}),
+        sumIf(Cost, Hour >= {{month_ago:DateTime}}), sumIf(Cost, Hour >= {{month:DateTime}})
+        FROM {HOUR.table} WHERE {where} AND Hour >= least({{month_ago:DateTime}}, {{month:DateTime}})""",
+        params,
+    )[0]
+    today, week, last30, mtd = (float(v or 0) for v in row)
+    next_month = (month + timedelta(days=32)).replace(day=1)
+    remaining_days = max((next_month - now).total_seconds() / 86400, 0)
+    return Spend(today, week, last30, mtd, mtd + week / 7 * remaining_days)
+
+
+@dataclass(frozen=True)
+class BreakdownRow:
+    key: str
+    calls: int
+    errors: int
+    cost: float
+    unpriced_calls: int
+    input_tokens: int
+    output_tokens: int
+    latency: list[float | None]
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.calls if self.calls else None
+
+    @property
+    def p95(self) -> float | None:
+        return self.latency[P95]
+
+    @property
+    def p50(self) -> float | None:
+        return self.latency[P50]
+
+    @property
+    def cost_per_call(self) -> float | None:
+        return self.cost / self.calls if self.calls else None
+
+    @property
+    def input_per_call(self) -> float | None:
+        return self.input_tokens / self.calls if self.calls else None
+
+    @property
+    def output_per_call(self) -> float | None:
+        return self.output_tokens / self.calls if self.calls else None
+
+
+def breakdown(scope: Scope, dimension: str, *, limit: int = 20, order: str = "cost") -> list[BreakdownRow]:
+    """Totals grouped by one dimension (URL name, e.g. ``model``), biggest first."""
+    column = DIMENSIONS[dimension]
+    src, where, params = scope.rollup_where()
+    order_by = {"cost": "3 DESC, 1", "calls": "2 DESC, 1"}[order]
+    rows = run(
+        f"""SELECT {column}, sum(Calls), sum(Cost), sum(Errors), sum(UnpricedCalls), sum(InputTokens),
+        sum(OutputTokens), {_MERGE_LAT} FROM {src.table} WHERE {where}
+        GROUP BY {column} ORDER BY {order_by} LIMIT {int(limit)}""",
+        params,
+    )
+    return [BreakdownRow(str(r[0]), int(r[1]), int(r[3]), float(r[2]), int(r[4]), int(r[5]), int(r[6]), _q(r[7]))
+            for r in rows]
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    bucket: datetime
+    key: str
+    calls: int
+    errors: int
+    cost: float
+    output_tokens: int
+    duration_ms_sum: float
+    latency: list[float | None]
+    ttft: list[float | None]
+
+
+def series(scope: Scope, split: str | None = None, *, top: int = 8) -> list[SeriesPoint]:
+    """Time-bucketed metrics, optionally one series per value of ``split`` (the ``top`` busiest values)."""
+    src, where, params = scope.rollup_where()
+    step = max(bucket_seconds(scope.filters.span), src.grain_seconds)
+    key = DIMENSIONS[split] if split else "''"
+    top_clause = ""
+    if split:
+        top_clause = (f" AND {key} IN (SELECT {key} FROM {src.table} WHERE {where} GROUP BY {key} "
+                      f"ORDER BY sum(Calls) DESC LIMIT {int(top)})")
+    rows = run(
+        f"""SELECT toStartOfInterval({src.time_column}, INTERVAL {step} SECOND) AS b, {key} AS k, sum(Calls),
+        sum(Errors), sum(Cost), sum(OutputTokens), sum(DurationMsSum), {_MERGE_LAT}, {_MERGE_TTFT}
+        FROM {src.table} WHERE {where}{top_clause} GROUP BY b, k ORDER BY k, b""",
+        params,
+    )
+    return [SeriesPoint(r[0], str(r[1]), int(r[2]), int(r[3]), float(r[4]), int(r[5]), float(r[6]), _q(r[7]),
+                        _q(r[8])) for r in rows]
+
+
+def error_types(scope: Scope) -> list[tuple[str, int]]:
+    """Errors by type (``_none`` is errors without a type attribute)."""
+    src, where, params = scope.rollup_where()
+    rows = run(
+        f"""SELECT k, sum(v) FROM (SELECT sumMap(ErrorTypes) AS m FROM {src.table} WHERE {where})
+        ARRAY JOIN mapKeys(m) AS k, mapValues(m) AS v WHERE v > 0 GROUP BY k ORDER BY 2 DESC LIMIT 20""",
+        params,
+    )
+    return [("(untyped)" if r[0] == "_none" else str(r[0]), int(r[1])) for r in rows]
+
+
+def unpriced_models(scope: Scope) -> list[tuple[str, str, int]]:
+    """(provider, model, unpriced calls) for every model that had calls without a price in the window."""
+    src, where, params = scope.rollup_where()
+    rows = run(
+        f"""SELECT Provider, ResponseModel, sum(UnpricedCalls) AS u FROM {src.table} WHERE {where}
+        GROUP BY Provider, ResponseModel HAVING u > 0 ORDER BY u DESC LIMIT 50""",
+        params,
+    )
+    return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+
+def dimension_values(scope: Scope) -> dict[str, list[str]]:
+    """Values seen for each filter in the window (the filter dropdowns); ignores the filters themselves."""
+    src = scope.rollup
+    where, params = scope.where(src.time_column, skip=tuple(DIMENSIONS), grain_seconds=src.grain_seconds)
+    columns = list(DIMENSIONS.items())
+    select = ", ".join(f"arraySort(groupUniqArray(100)({col}))" for _, col in columns)
+    row = run(f"SELECT {select} FROM {src.table} WHERE {where}", params)[0]
+    return {name: [v for v in values if v] for (name, _), values in zip(columns, row, strict=True)}
+
+
+def slow_bucket_share(scope: Scope, route: str, metric: str, threshold: float) -> tuple[int, int]:
+    """(buckets over ``threshold``, buckets with traffic) for a route's per-minute/hour p95 of ``metric``.
+
+    A time-slice SLO ("p95 latency < X in 99% of minutes") is what the rollups can answer exactly.
+    """
+    column = {"latency_p95": "LatencyQ", "ttft_p95": "TtftQ"}[metric]
+    src, where, params = scope.rollup_where(skip=("route",))
+    params["slo_route"] = route
+    params["threshold"] = float(threshold)
+    row = run(
+        f"""SELECT countIf(q[3] > {{threshold:Float64}}), count() FROM (
+        SELECT {src.time_column}, quantilesMerge({QUANTILES})({column}) AS q FROM {src.table}
+        WHERE {where} AND Route = {{slo_route:String}} GROUP BY {src.time_column}) WHERE NOT isNaN(q[3])""",
+        params,
+    )[0]
+    return int(row[0]), int(row[1])

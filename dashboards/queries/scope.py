@@ -1,0 +1,90 @@
+"""The one place a dashboard query gets its tenant, its window and its filters as bound parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from dashboards.filters import DIMENSIONS, Filters
+from ingestion.clickhouse.client import get_client
+from ingestion.clickhouse.schema import QUANTILES, ROLLUP_1H, ROLLUP_1M
+
+# Rollups hold quantilesState(QUANTILES); indexes into the merged array.
+P50, P90, P95, P99 = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class RollupSource:
+    table: str
+    time_column: str
+    grain_seconds: int
+
+
+MINUTE = RollupSource(ROLLUP_1M, "Minute", 60)
+HOUR = RollupSource(ROLLUP_1H, "Hour", 3600)
+
+
+def source_for(span: timedelta) -> RollupSource:
+    """Per-minute rollups up to a day, hourly beyond (a 30-day chart reads ~720 rows per series, not 43,200)."""
+    return MINUTE if span <= timedelta(hours=24) else HOUR
+
+
+def bucket_seconds(span: timedelta) -> int:
+    """Chart resolution: roughly 60-170 points whatever the range."""
+    seconds = span.total_seconds()
+    for limit, step in ((3600, 60), (6 * 3600, 300), (24 * 3600, 900), (7 * 86400, 3600)):
+        if seconds <= limit:
+            return step
+    return 6 * 3600
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A project (by ClickHouse tenant key) and the page's filters; queries cannot be built without one."""
+
+    tenant_id: str
+    filters: Filters
+
+    def __post_init__(self) -> None:
+        if not self.tenant_id:
+            raise ValueError("a dashboard query needs the project's tenant id")
+
+    @property
+    def rollup(self) -> RollupSource:
+        return source_for(self.filters.span)
+
+    def where(self, time_column: str, *, skip: tuple[str, ...] = (), with_time: bool = True,
+              grain_seconds: int = 60) -> tuple[str, dict[str, Any]]:
+        """``ProjectId = … AND time window AND Column = …`` with parameters; ``skip`` drops named filters.
+
+        The window start is floored to the source's grain so the first partial bucket is included.
+        """
+        clauses = ["ProjectId = {tenant:String}"]
+        params: dict[str, Any] = {"tenant": self.tenant_id}
+        if with_time:
+            start = self.filters.start.replace(tzinfo=None, second=0, microsecond=0)
+            if grain_seconds >= 3600:
+                start = start.replace(minute=0)
+            clauses.append(f"{time_column} >= {{start:DateTime}}")
+            clauses.append(f"{time_column} < {{end:DateTime}}")
+            params["start"] = start
+            params["end"] = self.filters.end.replace(tzinfo=None)
+        for name, column in DIMENSIONS.items():
+            value = self.filters.get(name)
+            if value and name not in skip:
+                clauses.append(f"{column} = {{f_{name}:String}}")
+                params[f"f_{name}"] = value
+        return " AND ".join(clauses), params
+
+    def rollup_where(self, *, skip: tuple[str, ...] = ()) -> tuple[RollupSource, str, dict[str, Any]]:
+        src = self.rollup
+        where, params = self.where(src.time_column, skip=skip, grain_seconds=src.grain_seconds)
+        return src, where, params
+
+
+def run(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return list(get_client().query(sql, parameters=params).result_rows)
+
+
+__all__ = ["HOUR", "MINUTE", "P50", "P90", "P95", "P99", "QUANTILES", "Scope", "bucket_seconds", "run", "source_for"]

@@ -1,0 +1,49 @@
+"""SLO compliance and error-budget burn rate per route, computed from the rollups for the page's window."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controlplane.models import Project
+from dashboards.models import ServiceLevelObjective, SloMetric
+from dashboards.queries import rollups
+from dashboards.queries.scope import Scope
+
+
+@dataclass(frozen=True)
+class SloStatus:
+    slo: ServiceLevelObjective
+    bad: int
+    total: int
+
+    @property
+    def bad_share(self) -> float | None:
+        return self.bad / self.total if self.total else None
+
+    @property
+    def burn_rate(self) -> float | None:
+        """How fast the error budget burns: 1.0 spends exactly the budget over the window, 14.4 pages."""
+        share = self.bad_share
+        return None if share is None else share / (1 - self.slo.objective)
+
+    @property
+    def met(self) -> bool | None:
+        share = self.bad_share
+        return None if share is None else share <= 1 - self.slo.objective
+
+    @property
+    def unit(self) -> str:
+        return "calls" if self.slo.metric == SloMetric.ERROR_RATE else "time slices"
+
+
+def slo_status(project: Project, scope: Scope, routes: list[rollups.BreakdownRow]) -> list[SloStatus]:
+    by_route = {r.key: r for r in routes}
+    out = []
+    for slo in ServiceLevelObjective.objects.filter(project=project):
+        if slo.metric == SloMetric.ERROR_RATE:
+            row = by_route.get(slo.route)
+            bad, total = (row.errors, row.calls) if row else (0, 0)
+        else:
+            bad, total = rollups.slow_bucket_share(scope, slo.route, slo.metric, slo.threshold)
+        out.append(SloStatus(slo, bad, total))
+    return out

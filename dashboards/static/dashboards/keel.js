@@ -1,0 +1,79 @@
+// Keel pages: draw server-built plotly figures, auto-submit filters, confirm dialogs, live project events.
+(function () {
+  "use strict";
+
+  function drawCharts(root) {
+    (root || document).querySelectorAll(".chart[data-figure]").forEach(function (div) {
+      var source = document.getElementById(div.dataset.figure);
+      if (!source || !window.Plotly) return;
+      var fig = JSON.parse(source.textContent);
+      window.Plotly.newPlot(div, fig.data, fig.layout, { displaylogo: false, responsive: true });
+    });
+  }
+
+  function autoSubmit() {
+    document.querySelectorAll("[data-autosubmit]").forEach(function (el) {
+      el.addEventListener("change", function () { el.form.submit(); });
+    });
+  }
+
+  function confirmDialogs() {
+    document.querySelectorAll("[data-open-dialog]").forEach(function (button) {
+      button.addEventListener("click", function (event) {
+        event.preventDefault();
+        var dialog = document.getElementById(button.dataset.openDialog);
+        if (dialog) dialog.showModal();
+      });
+    });
+    document.querySelectorAll("dialog [data-close]").forEach(function (button) {
+      button.addEventListener("click", function (event) { event.preventDefault(); button.closest("dialog").close(); });
+    });
+  }
+
+  // Live events: the server pushes {kind, data}; pages declare what to refresh with data-live-refresh.
+  function liveEvents() {
+    var target = document.querySelector("[data-live-url]");
+    if (!target) return;
+    var indicator = document.getElementById("live-indicator");
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    var delay = 1000;
+    function refresh(event) {
+      var url = target.dataset.liveRefresh;
+      if (!url) return;
+      fetch(url, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
+        .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+        .then(function (html) {
+          target.innerHTML = html;
+          var id = event && event.data && event.data.id;
+          if (id) {
+            var row = target.querySelector('[data-alert-id="' + id + '"]');
+            if (row) row.classList.add("flash");
+          }
+        })
+        .catch(function () {});
+    }
+    function connect() {
+      var socket = new WebSocket(scheme + location.host + target.dataset.liveUrl);
+      socket.onopen = function () { delay = 1000; if (indicator) indicator.classList.add("on"); document.body.dataset.live = "on"; };
+      socket.onmessage = function (message) {
+        var event = JSON.parse(message.data);
+        var kinds = (target.dataset.liveKinds || "").split(",");
+        if (kinds.some(function (k) { return k && event.kind.indexOf(k) === 0; })) refresh(event);
+      };
+      socket.onclose = function () {
+        if (indicator) indicator.classList.remove("on");
+        document.body.dataset.live = "off";
+        setTimeout(connect, delay);
+        delay = Math.min(delay * 2, 30000);
+      };
+    }
+    connect();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    drawCharts();
+    autoSubmit();
+    confirmDialogs();
+    liveEvents();
+  });
+})();
