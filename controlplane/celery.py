@@ -11,3 +11,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 app = Celery("keel")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+from controlplane import metrics  # noqa: E402  (task run/failure counters via Celery signals)
+from controlplane.schedule import setup_periodic_tasks  # noqa: E402
+
+app.on_after_configure.connect(setup_periodic_tasks)
+metrics.connect_celery_signals()
