@@ -156,6 +156,9 @@ class KeelRouter(CustomLogger):  # type: ignore[misc]
         self.cache = PolicyCache(url, os.environ.get("KEEL_API_KEY", ""),
                                  wait=float(os.environ.get("KEEL_POLL_WAIT", "25")),
                                  ttl=float(os.environ.get("KEEL_CACHE_TTL", "1.5"))) if url else None
+        if self.cache is not None:  # have a policy before the first request, then keep it fresh in the background
+            self.cache.fetch_once()
+            self.cache.ensure_running()
 
     async def async_filter_deployments(self, model: str, healthy_deployments: list, messages: Any,
                                        request_kwargs: dict | None = None, parent_otel_span: Any = None) -> list[dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from django.db import IntegrityError, transaction
 
 from controlplane.models import Action, AuditEntry, RouteRevision
