@@ -24,3 +24,24 @@ def member(django_user_model, project):  # type: ignore[no-untyped-def]
         return user
 
     return make
+
+
+def make_route(project, name: str = "chat"):  # type: ignore[no-untyped-def]
+    """A route with two deployments and two revisions (r1 all on small, r2 all on large)."""
+    from controlplane.routing import services
+
+    actor = services.Actor("user:setup")
+    route = services.declare_route(project, name, actor=actor)
+    services.declare_deployment(route, "small-1", actor=actor, provider="openai", model="dash-small",
+                                model_version="dash-small-2024-07-18")
+    services.declare_deployment(route, "large-1", actor=actor, provider="openai", model="dash-large",
+                                model_version="dash-large-2024-08-06")
+    route.refresh_from_db()
+    services.reroute(route, actor, "canary done", weights={"large-1": 100.0})
+    route.refresh_from_db()
+    return route
+
+
+@pytest.fixture
+def route(traffic_project):  # type: ignore[no-untyped-def]
+    return make_route(traffic_project)
