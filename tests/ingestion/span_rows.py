@@ -10,7 +10,9 @@ from typing import Any
 
 from tests.support import COLLECTOR_COLUMNS
 
-START = dt.datetime(2026, 11, 20, 12, 30, 15, 123456)
+# Two days ago (inside the raw-data TTL, which drops older rows on insert), at a fixed time of day.
+START = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).replace(tzinfo=None, hour=12, minute=30, second=15,
+                                                                  microsecond=123456)
 
 
 @dataclass
