@@ -8,6 +8,7 @@ import os
 from decimal import Decimal
 
 import pytest
+
 from django.core.management import CommandError, call_command
 
 from ingestion import prices
@@ -132,7 +133,8 @@ def test_reprice_recomputes_range_once_and_leaves_the_rest(ch, project) -> None:
     assert [r["TotalCost"] for r in after] == [3.0, 3.0, 3.0, 1.0]  # the later hour keeps its old price
     assert rollup_totals(ch, project.tenant_id) == (4, 10.0, 0)
     minute = ch.query("SELECT sum(Calls), sum(Cost) FROM rollups_1m WHERE ProjectId = {t:String} "
-                      "AND Minute < {h:DateTime}", parameters={"t": project.tenant_id, "h": hour + dt.timedelta(hours=1)})
+                      "AND Minute < {h:DateTime}",
+                      parameters={"t": project.tenant_id, "h": hour + dt.timedelta(hours=1)})
     assert minute.result_rows == [(3, 9.0)]
 
 
