@@ -125,8 +125,7 @@ def _seasonal_part(
         consistency, median_variance = _MEDIAN_OF_K[min(max(k, 2), 7)]
         # Noise is estimated on every 4th bucket and spread back: it varies over hours, not minutes.
         deviation = np.abs(reference_t[:, ::_SCALE_SAMPLE_STRIDE, :] - median[:, ::_SCALE_SAMPLE_STRIDE, None])
-        with np.errstate(all="ignore"):
-            pooled = MAD_TO_SIGMA * np.nanmedian(deviation.reshape(n_series, -1), axis=1)
+        pooled = MAD_TO_SIGMA * nanmedian_small_axis(deviation.reshape(n_series, -1), axis=1)
         # Clipped mean absolute deviation around this time of day: robust to a past incident, local
         # enough to follow the daily swing in noise.
         clipped = np.fmin(deviation, 3.0 * pooled[:, None, None])
@@ -180,7 +179,8 @@ def seasonal_baseline(
     *,
     periods_per_day: int | None,
     min_scale: float,
-    min_days: int = 2,
+    relative_floor: float = 0.0,
+    min_days: int = 3,
     max_days: int = 7,
     weekly_after_days: int = 21,
 ) -> Baseline:
@@ -214,6 +214,8 @@ def seasonal_baseline(
         expected[:, :stop] = np.where(seasonal[:, :stop], expected[:, :stop], roll_expected)
         scale[:, :stop] = np.where(seasonal[:, :stop], scale[:, :stop], roll_scale)
     scale = np.fmax(scale, min_scale)
+    if relative_floor > 0:
+        scale = np.fmax(scale, relative_floor * np.abs(expected))
     return Baseline(expected=expected, scale=scale, seasonal=seasonal)
 
 

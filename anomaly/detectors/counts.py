@@ -140,10 +140,11 @@ def volume_baseline(counts: FloatArray, periods_per_day: int | None) -> tuple[Fl
 def volume_scores(
     counts: FloatArray, preset: MetricPreset, periods_per_day: int | None, *, pools: tuple[int, ...] = POOLS
 ) -> PointScores:
-    """Poisson test of call volume against its seasonal expectation: spikes and drops, per bucket and pooled."""
+    """Poisson test of call volume against its seasonal expectation: spikes and drops, per bucket and pooled.
+
+    NaN means unknown (skipped); callers turn buckets known to be empty into zeros first.
+    """
     c = np.asarray(counts, dtype=np.float64)
-    if preset.gaps_are_zero:
-        c = np.nan_to_num(c, nan=0.0)
     c = np.where(c < 0, np.nan, c)
     expected, dispersion, _ = volume_baseline(c, periods_per_day)
     known = np.isfinite(c) & np.isfinite(expected)

@@ -10,6 +10,7 @@ thousands of series affordable.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,7 +49,8 @@ def standardize(
         x[..., log_mask] = np.log1p(np.clip(x[..., log_mask], 0.0, None))
     x[~np.isfinite(x)] = np.nan
     train = x[:, :train_until, :]
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN features are handled below
         center = np.nanmedian(train, axis=1, keepdims=True)
         spread = MAD_TO_SIGMA * np.nanmedian(np.abs(train - center), axis=1, keepdims=True)
         # A feature that never moved in training (e.g. zero errors) gets a scale from its level so a

@@ -55,7 +55,11 @@ def _value_methods(
         # also keeps them out of the baseline.
         values = np.where(np.nan_to_num(counts, nan=0.0) >= preset.min_calls, values, np.nan)
     x = transform(values, preset.transform)
-    baseline = seasonal_baseline(x, periods_per_day=periods_per_day, min_scale=preset.min_scale)
+    # On a linear scale a perfectly flat series would otherwise make a 0.1% wobble infinitely surprising.
+    relative_floor = 0.01 if preset.transform == "identity" else 0.0
+    baseline = seasonal_baseline(
+        x, periods_per_day=periods_per_day, min_scale=preset.min_scale, relative_floor=relative_floor
+    )
     deviation, z = deviation_scores(values, baseline, preset)
     return [deviation, cusum_scores(values, x, z, baseline, preset)]
 
@@ -100,6 +104,11 @@ def _evidence(
     )
 
 
+def _finite_or_nan(values: FloatArray) -> FloatArray:
+    """Infinities are bad rows (a division gone wrong upstream), not observations."""
+    return np.where(np.isfinite(values), values, np.nan)
+
+
 def detect_batch(
     values: npt.ArrayLike,
     timestamps: npt.ArrayLike,
@@ -118,16 +127,23 @@ def detect_batch(
     """
     preset = get_preset(metric, sensitivity)
     batch = as_batch(values)
+    if preset.gaps_are_zero:
+        # A rollup has no row for a minute without calls: for a count that missing row means zero.
+        # Infinities stay unknown: they are broken rows, not empty minutes.
+        batch = np.where(np.isnan(batch), 0.0, batch)
+    batch = _finite_or_nan(batch)
     epoch = to_epoch_seconds(timestamps)
     if epoch.shape != (batch.shape[1],):
         raise ValueError("timestamps must have one entry per bucket of values")
-    count_batch = None if counts is None else as_batch(counts)
-    event_batch = None if events is None else as_batch(events)
+    count_batch = None if counts is None else _finite_or_nan(as_batch(counts))
+    event_batch = None if events is None else _finite_or_nan(as_batch(events))
     grid = RegularGrid(int(epoch[0]) if epoch.size else 0, infer_step(epoch), batch.shape[1])
     if batch.size == 0:
         return DetectionResult(preset.kind, epoch, np.zeros(batch.shape), (), ())
     try:
-        methods = _methods(batch, count_batch, event_batch, preset, grid.periods_per_day)
+        # Absurd magnitudes (1e308) overflow to inf and are then scored as unknown; no need to warn.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            methods = _methods(batch, count_batch, event_batch, preset, grid.periods_per_day)
     except (ValueError, FloatingPointError, IndexError):
         methods = _per_series(batch, count_batch, event_batch, preset, grid.periods_per_day)
     severity = np.max(np.stack([m.severity for m in methods]), axis=0)
