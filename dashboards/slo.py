@@ -32,6 +32,13 @@ class SloStatus:
         return None if share is None else share <= 1 - self.slo.objective
 
     @property
+    def describe(self) -> str:
+        if self.slo.metric == SloMetric.ERROR_RATE:
+            return f"{self.slo.objective:.2%} of calls succeed"
+        what = "p95 latency" if self.slo.metric == SloMetric.LATENCY_P95 else "p95 TTFT"
+        return f"{what} < {self.slo.threshold:,.0f} ms in {self.slo.objective:.2%} of time slices"
+
+    @property
     def unit(self) -> str:
         return "calls" if self.slo.metric == SloMetric.ERROR_RATE else "time slices"
 

@@ -20,6 +20,11 @@ def _q(values: Any) -> list[float | None]:
         None, None, None, None]
 
 
+def _utc(value: datetime) -> datetime:
+    """ClickHouse DateTime columns come back naive; they are UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
 @dataclass(frozen=True)
 class Totals:
     calls: int
@@ -184,7 +189,7 @@ def series(scope: Scope, split: str | None = None, *, top: int = 8) -> list[Seri
         FROM {src.table} WHERE {where}{top_clause} GROUP BY b, k ORDER BY k, b""",
         params,
     )
-    return [SeriesPoint(r[0], str(r[1]), int(r[2]), int(r[3]), float(r[4]), int(r[5]), float(r[6]), _q(r[7]),
+    return [SeriesPoint(_utc(r[0]), str(r[1]), int(r[2]), int(r[3]), float(r[4]), int(r[5]), float(r[6]), _q(r[7]),
                         _q(r[8])) for r in rows]
 
 

@@ -17,7 +17,7 @@ def money(value: Any) -> str:
     v = float(value)
     if abs(v) >= 1000:
         return f"${v:,.0f}"
-    return f"${v:,.2f}" if abs(v) >= 1 or v == 0 else f"${v:.4f}"
+    return f"${v:,.2f}" if abs(v) >= 0.01 or v == 0 else f"${v:.4f}"
 
 
 @register.filter

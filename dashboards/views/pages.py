@@ -67,8 +67,8 @@ def cost(request: HttpRequest) -> HttpResponse:
     for dim, label in COST_DIMENSIONS:
         rows = rollups.breakdown(scope, dim, limit=12)
         tables[dim] = rows
-        figs[f"by_{dim}"] = figures.bars([r.key for r in rows], [round(r.cost, 4) for r in rows], f"Spend by {label}",
-                                         x_title="USD", text_format="$%{x:.2f}")
+        figs[f"by_{dim}"] = figures.bars([r.key for r in rows], [round(r.cost, 4) for r in rows],
+                                         f"Spend by {label.lower()}", x_title="USD", text_format="$%{x:.2f}")
     users = calls.cost_by_user(scope, limit=15)
     figs["by_user"] = figures.bars([u[0] for u in users], [round(u[2], 4) for u in users], "Spend by user",
                                    x_title="USD", text_format="$%{x:.2f}")

@@ -42,6 +42,7 @@ def _render(request: HttpRequest, new_key: apikeys.IssuedKey | None = None, stat
         keys=ApiKey.objects.filter(project=project).order_by("-created_at"),
         members=Membership.objects.filter(project=project).select_related("user").order_by("user__username"),
         roles=Role.choices, scopes=Scope.choices, capture_choices=ContentCapture.choices,
+        patterns_text="\n".join(project.pii_extra_patterns or []),
         prices=_model_rows("ingestion.models", "Price"),
         channels=_model_rows("anomaly.models", "NotificationChannel", project=project),
         detectors=_model_rows("anomaly.models", "DetectorConfig", project=project),

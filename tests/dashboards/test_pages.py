@@ -119,7 +119,7 @@ def test_settings_are_for_admins(client, traffic_project, member) -> None:
 def test_plotly_js_is_served_from_the_installed_package(client) -> None:
     response = client.get("/assets/plotly.min.js")
     assert response.status_code == 200
-    body = b"".join(response.streaming_content)
+    body = response.content
     assert b"plotly.js" in body[:2000] and len(body) > 1_000_000
 
 

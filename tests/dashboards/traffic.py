@@ -53,6 +53,8 @@ def span_row(tenant: str, when: dt.datetime, model: Model, *, route: str, servic
     }
     if error:
         attrs["error.type"] = "RateLimitError"
+    else:  # a streamed call: time to first chunk, in seconds
+        attrs["gen_ai.response.time_to_first_chunk"] = f"{latency * 0.22 / 1000:.3f}"
     return [
         when.replace(tzinfo=None), trace_id or os.urandom(16).hex(), span_id or os.urandom(8).hex(), parent, "",
         f"chat {model.request}", "Client", service,
