@@ -1,0 +1,259 @@
+"""The batch writer: many concurrent OTLP requests, one ClickHouse insert, acknowledged only once it returned.
+
+Requests hand their validated, serialized export to :meth:`BatchWriter.submit` and wait on the returned future.
+One writer thread takes everything queued (batches form naturally while the previous insert runs), drops spans
+that are already stored, and raw-inserts the length-delimited protobuf wrappers into the landing table
+(:mod:`ingestion.clickhouse.landing`). Each future resolves when that insert has returned — a 200 means stored.
+
+Idempotency:
+
+* identical requests in flight at the same time share one future (request id = sha256(project + payload));
+* spans whose (trace id, span id) this project already stored (``keel_ingest_keys``, fed by a view on
+  ``otel_traces``) or that appear earlier in the same batch are removed before the insert, so a retried request,
+  or the same span inside another request, never reaches ``otel_traces`` / ``llm_calls`` / the rollups twice;
+* log requests are deduplicated by request id the same way.
+
+The check-then-insert is race-free inside one process (one writer thread). Several Keel processes writing the
+same project can still race on a retry; ``llm_calls`` is a ReplacingMergeTree, so only rollups could count such a
+span twice.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf.internal.encoder import _VarintBytes
+
+from ingestion.clickhouse import landing
+from ingestion.clickhouse.client import get_client
+from ingestion.otlp.decoding import TRACES, DecodedExport, without_spans
+from ingestion.otlp.limits import configured_int
+
+log = logging.getLogger(__name__)
+
+
+class WriterSaturated(Exception):
+    """Too much is queued already: answer 503 + Retry-After instead of growing memory."""
+
+
+class StoreUnavailable(Exception):
+    """The insert failed for a reason worth retrying (ClickHouse down, overloaded, …): 503 + Retry-After."""
+
+
+def _field(number: int, value: bytes) -> bytes:
+    return _VarintBytes((number << 3) | 2) + _VarintBytes(len(value)) + value
+
+
+@dataclass
+class _Item:
+    signal: str
+    tenant: str
+    export: DecodedExport
+    request_id: str
+    future: Future[int] = field(default_factory=Future)
+
+    @property
+    def records(self) -> int:
+        return self.export.records
+
+
+class StoredKeys:
+    """Which of a batch's keys each project already stored (bound parameters, scoped to the batch's projects)."""
+
+    SQL = (
+        "SELECT ProjectId, Key FROM keel_ingest_keys "
+        "WHERE ProjectId IN {projects:Array(String)} AND Kind = {kind:String} AND Key IN {keys:Array(String)}"
+    )
+
+    @classmethod
+    def find(cls, client: Any, kind: str, keys_by_tenant: dict[str, set[str]]) -> set[tuple[str, str]]:
+        tenants = [t for t, keys in keys_by_tenant.items() if keys]
+        if not tenants:
+            return set()
+        keys = sorted(set().union(*(keys_by_tenant[t] for t in tenants)))
+        rows = client.query(cls.SQL, parameters={"projects": tenants, "kind": kind, "keys": keys}).result_rows
+        return {(str(p), str(k)) for p, k in rows}
+
+
+class BatchWriter:
+    def __init__(
+        self,
+        client_factory: Callable[[], Any] = get_client,
+        max_queued_records: int | None = None,
+        max_batch_records: int | None = None,
+    ) -> None:
+        self.client_factory = client_factory
+        self.max_queued_records = max_queued_records or configured_int("KEEL_WRITER_MAX_QUEUED_RECORDS", 262_144)
+        self.max_batch_records = max_batch_records or configured_int("KEEL_WRITER_MAX_BATCH_RECORDS", 16_384)
+        self._queue: collections.deque[_Item] = collections.deque()
+        self._queued_records = 0
+        self._inflight: dict[str, Future[int]] = {}
+        self._cv = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self.batches = 0
+
+    # --- producer side --------------------------------------------------------------------------------------
+
+    def submit(self, signal: str, tenant: str, export: DecodedExport, request_id: str) -> Future[int]:
+        """Queue an export; the future resolves to the number of records stored (or raises StoreUnavailable)."""
+        with self._cv:
+            same = self._inflight.get(request_id)
+            if same is not None:
+                return same
+            if self._queued_records and self._queued_records + export.records > self.max_queued_records:
+                raise WriterSaturated(f"{self._queued_records} records are waiting to be written")
+            item = _Item(signal, tenant, export, request_id)
+            self._inflight[request_id] = item.future
+            self._queue.append(item)
+            self._queued_records += export.records
+            self._ensure_thread()
+            self._cv.notify()
+        return item.future
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="keel-batch-writer", daemon=True)
+            self._thread.start()
+
+    # --- writer thread --------------------------------------------------------------------------------------
+
+    def _take(self) -> list[_Item]:
+        with self._cv:
+            while not self._queue:
+                self._cv.wait()
+            batch: list[_Item] = []
+            records = 0
+            while self._queue and (not batch or records + self._queue[0].records <= self.max_batch_records):
+                item = self._queue.popleft()
+                batch.append(item)
+                records += item.records
+            return batch
+
+    def _done(self, batch: list[_Item]) -> None:
+        with self._cv:
+            for item in batch:
+                self._queued_records -= item.records
+                if self._inflight.get(item.request_id) is item.future:
+                    del self._inflight[item.request_id]
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            try:
+                for signal in {item.signal for item in batch}:
+                    self._write([i for i in batch if i.signal == signal])
+            except Exception as exc:  # never let the thread die; every future gets an answer
+                log.exception("batch writer failed")
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(StoreUnavailable(str(exc)))
+            finally:
+                self._done(batch)
+                self.batches += 1
+
+    def _write(self, items: list[_Item]) -> None:
+        try:
+            self._insert(items)
+        except Exception as exc:
+            if len(items) == 1:
+                log.warning("ClickHouse insert failed: %s", exc)
+                items[0].future.set_exception(StoreUnavailable(_short(exc)))
+                return
+            log.warning("batch insert of %d requests failed (%s); retrying them one by one", len(items), _short(exc))
+            for item in items:
+                self._write([item])
+
+    def _insert(self, items: list[_Item]) -> None:
+        client = self.client_factory()
+        if items[0].signal == TRACES:
+            messages = self._dedup_spans(client, items)
+            table, columns, message = landing.TRACES_LANDING, landing.TRACES_INSERT_COLUMNS, "KeelTraces"
+        else:
+            messages = self._dedup_log_requests(client, items)
+            table, columns, message = landing.LOGS_LANDING, landing.LOGS_INSERT_COLUMNS, "KeelLogs"
+        parts = []
+        for payload, item in messages:
+            wrapped = (
+                payload
+                + _field(landing.PROJECT_FIELD, item.tenant.encode())
+                + _field(landing.REQUEST_ID_FIELD, item.request_id.encode())
+            )
+            parts.append(_VarintBytes(len(wrapped)))
+            parts.append(wrapped)
+        if parts:
+            client.raw_insert(
+                table, columns, insert_block=b"".join(parts), fmt="Protobuf", settings=landing.insert_settings(message)
+            )
+        stored = {id(item): 0 for item in items}
+        for _payload, item in messages:
+            stored[id(item)] = item.records
+        for item in items:
+            if not item.future.done():
+                item.future.set_result(stored[id(item)])
+
+    def _dedup_spans(self, client: Any, items: list[_Item]) -> list[tuple[bytes, _Item]]:
+        keys_by_tenant: dict[str, set[str]] = collections.defaultdict(set)
+        for item in items:
+            keys_by_tenant[item.tenant].update(item.export.span_keys)
+        stored = StoredKeys.find(client, "span", keys_by_tenant)
+        seen: dict[str, set[str]] = collections.defaultdict(set)
+        out: list[tuple[bytes, _Item]] = []
+        for item in items:
+            keys = item.export.span_keys
+            if not keys:
+                continue
+            earlier = seen[item.tenant]
+            drop = {k for k in keys if (item.tenant, k) in stored or k in earlier}
+            if drop or len(set(keys)) != len(keys):
+                remaining = [k for k in dict.fromkeys(keys) if k not in drop]
+                if remaining:
+                    out.append((without_spans(item.export, drop), item))
+                earlier.update(remaining)
+            else:
+                out.append((item.export.payload, item))
+                earlier.update(keys)
+        return out
+
+    def _dedup_log_requests(self, client: Any, items: list[_Item]) -> list[tuple[bytes, _Item]]:
+        keys_by_tenant: dict[str, set[str]] = collections.defaultdict(set)
+        for item in items:
+            keys_by_tenant[item.tenant].add(item.request_id)
+        stored = StoredKeys.find(client, "logs", keys_by_tenant)
+        out, seen = [], set()
+        for item in items:
+            key = (item.tenant, item.request_id)
+            if item.records and key not in stored and key not in seen:
+                out.append((item.export.payload, item))
+            seen.add(key)
+        return out
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+
+
+_writer: BatchWriter | None = None
+_writer_lock = threading.Lock()
+
+
+def get_writer() -> BatchWriter:
+    """The process-wide writer (one per process: its thread is what makes the dedup check race-free)."""
+    global _writer
+    with _writer_lock:
+        if _writer is None:
+            _writer = BatchWriter()
+        return _writer
+
+
+def set_writer(writer: BatchWriter | None) -> BatchWriter | None:
+    """Swap the process-wide writer (tests use a writer over a broken client); returns the previous one."""
+    global _writer
+    with _writer_lock:
+        previous, _writer = _writer, writer
+        return previous
