@@ -116,6 +116,10 @@ PROVIDER_RENAMES = {
     "amazon-bedrock": "aws.bedrock", "azure": "azure.ai.openai", "azure-openai": "azure.ai.openai",
 }
 
+# `<class 'pkg.mod.Name'>` (a Python type's repr used as error.type) → `Name`.
+CLASS_REPR = r"^<class '(?:[^']*\.)?([^.']+)'>$"
+FIRST_GROUP = r"\1"
+
 # Model-name suffixes that name a snapshot of the same model: a date, a short revision, a version tag.
 MODEL_SNAPSHOT_SUFFIX = r"(-\d{4}-\d{2}-\d{2}|-\d{8}|-\d{4}|@\d{8}|:\d+)$"
 
@@ -164,7 +168,8 @@ PRECEDENCE: list[tuple[str, str]] = [
     ("Streamed", "`gen_ai.request.stream` → `gen_ai.is_streaming` → `llm.is_streaming` (booleans or strings), "
                  "or a TTFT was found, or an AI SDK `*.doStream` span"),
     ("IsError / ErrorType", "status ERROR, `error.type` or Langfuse level `ERROR`; type = `error.type` → the "
-                            "`exception` event's `exception.type` → `error`"),
+                            "`exception` event's `exception.type` → `error` (a `<class 'pkg.Name'>` repr becomes "
+                            "`Name`)"),
     ("FinishReasons", "`gen_ai.response.finish_reasons` (array or JSON string) → `llm.finish_reason` → "
                       "`llm.response.finish_reason` → `llm.response.stop_reason` → `ai.response.finishReason`"),
     ("GatewayDeploymentId", "`keel.deployment_id` → LiteLLM `hidden_params`.model_id → "
@@ -289,8 +294,9 @@ def _columns() -> list[tuple[str, str]]:
         ("StatusCode", "StatusCode"),
         ("IsError", f"toUInt8(StatusCode IN ('Error', 'STATUS_CODE_ERROR') OR {A}['error.type'] != '' "
                     f"OR {A}['langfuse.observation.level'] = 'ERROR')"),
-        ("ErrorType", f"if(IsError = 1, coalesce(nullIf({A}['error.type'], ''), nullIf({exception_type}, ''), "
-                      "'error'), '')"),
+        # util-genai 1.1b0 writes str(type(exc)) — "<class 'openai.InternalServerError'>": keep the class name.
+        ("ErrorType", f"if(IsError = 1, replaceRegexpOne(coalesce(nullIf({A}['error.type'], ''), "
+                      f"nullIf({exception_type}, ''), 'error'), {_q(CLASS_REPR)}, {_q(FIRST_GROUP)}), '')"),
         ("DurationMs", "Duration / 1e6"),
         ("first_chunk", first_chunk),
         ("ttft_s", ttft_seconds),
