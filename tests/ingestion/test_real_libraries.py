@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from django.core.management import call_command
 
 from controlplane.apikeys import issue_key
