@@ -16,9 +16,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# serve locks the store, applies both schemas' migrations, then serves (one chDB open, not three).
 run: $(STAMP)
-	@$(PY) manage.py migrate --noinput -v0
-	@$(PY) manage.py migrate_clickhouse
 	@$(PY) manage.py serve --port $(PORT) $(if $(filter 0,$(DEMO)),--no-demo,--demo)
 
 browser-deps:
