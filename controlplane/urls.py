@@ -21,3 +21,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("", include("ingestion.urls")),
     path("", include("dashboards.urls")),  # last: pages at the root
 ]
+
+handler404 = "controlplane.api_errors.not_found"
+handler500 = "controlplane.api_errors.server_error"

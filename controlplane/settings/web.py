@@ -92,6 +92,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "controlplane.openapi.add_error_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {"RoleEnum": "controlplane.models.projects.Role",
                             "ScopeEnum": "controlplane.models.projects.Scope"},
 }
