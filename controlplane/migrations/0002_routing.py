@@ -8,7 +8,6 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('anomaly', '0001_initial'),
         ('controlplane', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
@@ -142,7 +141,6 @@ class Migration(migrations.Migration):
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('applied_at', models.DateTimeField(blank=True, null=True)),
                 ('actor_user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('alert', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='routing_actions', to='anomaly.alert')),
                 ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='routing_actions', to='controlplane.project')),
                 ('policy', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='actions', to='controlplane.policy')),
                 ('route', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='actions', to='controlplane.route')),

@@ -1,0 +1,141 @@
+"""Auto-remediation: matching, guardrails (each audited when it holds an action back), verification, budgets."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from django.utils import timezone
+
+from controlplane.models import Action, AuditEntry, Budget, Policy
+from controlplane.routing import policies
+
+
+def make_alert(project, *, detector="latency_p95", severity="critical", minutes_open=10, route="chat-default",  # type: ignore[no-untyped-def]
+               series_key=None):
+    from anomaly.models import Alert
+
+    opened = timezone.now() - timedelta(minutes=minutes_open)
+    return Alert.objects.create(
+        project=project, fingerprint=uuid.uuid4().hex, detector=detector, series_key=series_key or {"route": route},
+        route=route, title=f"{detector} on {route}", severity=severity, opened_at=opened, last_seen_at=opened,
+        episode_started_at=opened, group_key=uuid.uuid4().hex)
+
+
+@pytest.fixture
+def auto_reroute(route):  # type: ignore[no-untyped-def]
+    return Policy.objects.create(project=route.project, name="latency → v2", detector="latency_p95", route=route,
+                                 min_severity="warning", min_duration_s=60, action="reroute",
+                                 reroute_to=route.deployments.get(gateway_id="chat-default-v2"), mode="auto",
+                                 cooldown_s=600, max_actions_per_hour=3, min_calls=20, verify_after_s=300)
+
+
+def events(project):  # type: ignore[no-untyped-def]
+    return list(AuditEntry.objects.filter(project=project, event__startswith="policy.").order_by("id")
+                .values_list("event", flat=True))
+
+
+def test_automatic_reroute_runs_and_is_audited(route, auto_reroute, insert_calls) -> None:  # type: ignore[no-untyped-def]
+    insert_calls(route.project.tenant_id, n=40, latency_ms=2000)
+    alert = make_alert(route.project)
+    (decision,) = policies.on_alert_fired(alert.pk)
+    assert decision.outcome == "executed", decision
+    action = Action.objects.get(pk=decision.action_id)
+    assert action.automatic and action.alert_id == alert.pk and action.actor == f"policy:{auto_reroute.pk}"
+    assert route.revisions.get(is_active=True).effective_weights() == {"chat-default-v2": 100.0}
+    assert action.verification["metric"] == "latency_p95_ms" and action.verification["before"] == pytest.approx(2000)
+    assert events(route.project) == ["policy.executed"]
+
+
+@pytest.mark.parametrize(("calls", "minutes_open", "severity", "expected"), [
+    (5, 10, "critical", "low volume"),
+    (40, 0, "critical", None),  # too young: not matched at all
+    (40, 10, "info", None),  # severity below threshold
+])
+def test_guardrails_and_matching(route, auto_reroute, insert_calls, calls, minutes_open, severity,  # type: ignore[no-untyped-def]
+                                 expected) -> None:
+    insert_calls(route.project.tenant_id, n=calls)
+    (decision,) = policies.on_alert_fired(make_alert(route.project, minutes_open=minutes_open, severity=severity).pk)
+    assert route.revisions.get(is_active=True).number == 1
+    if expected is None:
+        assert decision.outcome == "not_matched" and events(route.project) == []
+    else:
+        assert decision.outcome == "held_back" and expected in decision.reason
+        entry = AuditEntry.objects.get(project=route.project, event="policy.held_back")
+        assert expected in entry.summary and entry.data["guard"]["calls_15m"] == calls
+
+
+def test_stale_data_is_held_back(route, auto_reroute, insert_calls) -> None:  # type: ignore[no-untyped-def]
+    insert_calls(route.project.tenant_id, n=40, at=timezone.now() - timedelta(minutes=12))
+    auto_reroute.max_staleness_s = 300
+    auto_reroute.save()
+    (decision,) = policies.on_alert_fired(make_alert(route.project).pk)
+    assert decision.outcome == "held_back" and "stale data" in decision.reason
+
+
+def test_cooldown_holds_the_second_action(route, auto_reroute, insert_calls) -> None:  # type: ignore[no-untyped-def]
+    insert_calls(route.project.tenant_id, n=40)
+    assert policies.on_alert_fired(make_alert(route.project).pk)[0].outcome == "executed"
+    (second,) = policies.on_alert_fired(make_alert(route.project).pk)
+    assert second.outcome == "held_back" and "cooldown" in second.reason
+    assert events(route.project) == ["policy.executed", "policy.held_back"]
+
+
+def test_pause_never_takes_the_last_healthy_deployment(route, insert_calls) -> None:  # type: ignore[no-untyped-def]
+    Policy.objects.create(project=route.project, name="pause bad", action="pause", mode="auto", min_calls=1,
+                          min_duration_s=0)
+    insert_calls(route.project.tenant_id, n=5)
+    alert = make_alert(route.project, detector="error_rate", series_key={"route": "chat-default",
+                                                                          "model_version": "model-v1"})
+    (decision,) = policies.on_alert_fired(alert.pk)
+    assert decision.outcome == "held_back" and "last healthy deployment" in decision.reason
+    assert route.revisions.get(is_active=True).number == 1
+
+
+def test_suggest_and_approve_modes_only_record(route, insert_calls) -> None:  # type: ignore[no-untyped-def]
+    for mode in ("suggest", "approve"):
+        Policy.objects.create(project=route.project, name=mode, action="rollback", mode=mode, min_calls=1,
+                              min_duration_s=0)
+    insert_calls(route.project.tenant_id, n=5)
+    outcomes = sorted(d.outcome for d in policies.on_alert_fired(make_alert(route.project).pk))
+    assert outcomes == ["awaiting_approval", "suggested"]
+    assert not Action.objects.filter(route=route).exists()
+
+
+def test_verification_reverts_and_pages_when_not_recovered(route, auto_reroute, insert_calls) -> None:  # type: ignore[no-untyped-def]
+    tenant = route.project.tenant_id
+    insert_calls(tenant, n=40, latency_ms=2000, at=timezone.now() - timedelta(minutes=2))
+    (decision,) = policies.on_alert_fired(make_alert(route.project).pk)
+    action = Action.objects.get(pk=decision.action_id)
+    insert_calls(tenant, deployment="chat-default-v2", model="model-v2", n=20, latency_ms=1900,
+                 at=timezone.now() + timedelta(minutes=1))  # still slow after the action
+    assert policies.verify_pending_actions(now=timezone.now()) == []  # not due yet
+    results = policies.verify_pending_actions(now=timezone.now() + timedelta(minutes=6))
+    assert results == [(action.pk, False)]
+    action.refresh_from_db()
+    assert action.state == "reverted" and action.verification["result"] == "not recovered"
+    assert route.revisions.get(is_active=True).number == 1  # back where it was
+    assert AuditEntry.objects.filter(project=route.project, event="page").exists()
+    assert "policy.verification_failed" in events(route.project)
+
+
+def test_verification_keeps_a_recovered_action(route, auto_reroute, insert_calls) -> None:  # type: ignore[no-untyped-def]
+    tenant = route.project.tenant_id
+    insert_calls(tenant, n=40, latency_ms=2000, at=timezone.now() - timedelta(minutes=2))
+    (decision,) = policies.on_alert_fired(make_alert(route.project).pk)
+    insert_calls(tenant, deployment="chat-default-v2", model="model-v2", n=20, latency_ms=300,
+                 at=timezone.now() + timedelta(minutes=1))
+    assert policies.verify_pending_actions(now=timezone.now() + timedelta(minutes=6)) == [(decision.action_id, True)]
+    assert route.revisions.get(is_active=True).effective_weights() == {"chat-default-v2": 100.0}
+
+
+def test_budget_reroutes_to_the_cheapest_deployment(route, insert_calls) -> None:  # type: ignore[no-untyped-def]
+    tenant = route.project.tenant_id
+    insert_calls(tenant, deployment="chat-default-v1", model="model-v1", n=10, cost=0.5)
+    insert_calls(tenant, deployment="chat-default-v2", model="model-v2", n=10, cost=0.01)
+    Budget.objects.create(route=route, period="day", limit_usd=1, on_exceed="reroute_cheaper")
+    assert policies.enforce_budgets() == ["rerouted chat-default to chat-default-v2"]
+    assert route.revisions.get(is_active=True).effective_weights() == {"chat-default-v2": 100.0}
+    assert policies.enforce_budgets() == []  # one response per period
