@@ -120,7 +120,7 @@ def alert_action(request: HttpRequest, alert_id: int, verb: str) -> HttpResponse
         return redirect(_back(request, alert))
     try:
         _apply(service, alert, verb, request)
-    except (ValidationError, ValueError) as exc:
+    except (ValidationError, ValueError, service.AlertError) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
     else:
         messages.success(request, f"Alert {verb}: {alert.title}")
@@ -129,15 +129,16 @@ def alert_action(request: HttpRequest, alert_id: int, verb: str) -> HttpResponse
 
 def _apply(service: Any, alert: Any, verb: str, request: HttpRequest) -> None:
     user = request.user
+    reason = request.POST.get("reason", "").strip()[:2000]
     if verb == "ack":
-        service.acknowledge(alert, user)
+        service.acknowledge(alert, actor=user, reason=reason)
     elif verb == "resolve":
-        service.resolve(alert, user)
+        service.resolve(alert, actor=user, reason=reason)
     elif verb == "snooze":
         minutes = int(request.POST.get("minutes", "60"))
         if minutes not in dict(SNOOZE_CHOICES):
             raise ValueError("Pick one of the snooze durations offered.")
-        service.snooze(alert, user, until=datetime.now(UTC) + timedelta(minutes=minutes))
+        service.snooze(alert, actor=user, until=datetime.now(UTC) + timedelta(minutes=minutes), reason=reason)
     elif verb == "assign":
         username = request.POST.get("assignee", "")
         assignee = None
@@ -146,7 +147,7 @@ def _apply(service: Any, alert: Any, verb: str, request: HttpRequest) -> None:
                 username=username, memberships__project=access_of(request).project).first()
             if assignee is None:
                 raise ValueError(f"{username} is not a member of this project.")
-        service.assign(alert, user, assignee)
+        service.assign(alert, actor=user, assignee=assignee, reason=reason)
 
 
 def _back(request: HttpRequest, alert: Any) -> str:

@@ -32,7 +32,19 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def asgi_server(transactional_db: None) -> Iterator[str]:
+def channel_layer(redis_url: str, settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Live events through the real Redis channel layer (what multi-process deployments use)."""
+    from channels.layers import channel_layers
+
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                                           "CONFIG": {"hosts": [redis_url], "prefix": f"keel-test-{os.getpid()}"}}}
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture
+def asgi_server(transactional_db: None, channel_layer: None) -> Iterator[str]:
     import uvicorn
 
     from controlplane.asgi import application

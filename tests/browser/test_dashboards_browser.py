@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.util
 import random
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -166,7 +167,9 @@ def test_a_detected_alert_appears_live_and_is_acknowledged(world, new_page, asgi
     page.goto(f"{asgi_server}/alerts/?project={project.slug}")
     page.wait_for_function("() => document.body.dataset.live === 'on'")
     before = page.locator("#alert-rows tr[data-alert-id]").count()
-    alert = raise_alert_by_detector_run(project)
+    # Off the test thread: Playwright's sync API keeps an event loop running here, as a Celery worker would not.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        alert = pool.submit(raise_alert_by_detector_run, project).result(timeout=30)
     row = page.locator(f'#alert-rows tr[data-alert-id="{alert.pk}"]')
     row.wait_for(timeout=10_000)  # arrived over the WebSocket, no reload
     assert page.locator("#alert-rows tr[data-alert-id]").count() == before + 1
