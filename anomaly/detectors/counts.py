@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from anomaly.detectors.baseline import Baseline, seasonal_baseline
+from anomaly.detectors.baseline import MAD_TO_SIGMA, Baseline, nanmedian_small_axis, seasonal_baseline
 from anomaly.detectors.evidence import FloatArray, PointScores, clean_severity
 from anomaly.detectors.presets import MetricPreset
 
@@ -133,8 +133,25 @@ def volume_baseline(counts: FloatArray, periods_per_day: int | None) -> tuple[Fl
     root = np.sqrt(np.clip(counts, 0.0, None))
     base = seasonal_baseline(root, periods_per_day=periods_per_day, min_scale=0.5)
     expected = np.clip(base.expected, 0.0, None) ** 2
-    dispersion = np.clip(4.0 * base.scale**2, 1.0, _MAX_DISPERSION)
+    # The baseline's scale also holds slow wander (a busy day); one bucket's own noise is better seen in
+    # first differences, where slow components cancel: Var(diff sqrt(c)) ~ 2 * dispersion / 4.
+    point = 2.0 * _trailing_median_abs_diff(root) ** 2 * MAD_TO_SIGMA**2
+    dispersion = np.clip(
+        np.fmin(4.0 * base.scale**2, np.where(np.isfinite(point), point, np.inf)), 1.0, _MAX_DISPERSION
+    )
     return expected, dispersion, base
+
+
+def _trailing_median_abs_diff(root: FloatArray, block: int = 240) -> FloatArray:
+    """Median |first difference| over the previous ``block`` buckets (block-wise, strictly past)."""
+    n_series, n_time = root.shape
+    jumps = np.abs(np.diff(root, axis=1, prepend=np.nan))
+    n_blocks = -(-n_time // block)
+    padded = np.full((n_series, n_blocks * block), np.nan)
+    padded[:, :n_time] = jumps
+    per_block = nanmedian_small_axis(padded.reshape(n_series, n_blocks, block), axis=2)
+    previous = np.concatenate([np.full((n_series, 1), np.nan), per_block[:, :-1]], axis=1)
+    return np.repeat(previous, block, axis=1)[:, :n_time]
 
 
 def volume_scores(
