@@ -34,7 +34,12 @@ from ingestion.writer import StoreUnavailable, WriterSaturated, get_writer
 
 log = logging.getLogger(__name__)
 
-RETRY_AFTER_UNAVAILABLE = 5
+
+
+def _retry_after_unavailable() -> int:
+    return configured_int("KEEL_RETRY_AFTER_SECONDS", 5)
+
+
 RETRY_AFTER_SATURATED = 1
 
 
@@ -110,8 +115,8 @@ async def receive(incoming: IncomingRequest) -> OtlpResponse:
         await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout)
     except StoreUnavailable as exc:
         return error_response(503, mtype, f"Storage is unavailable ({exc}); nothing was stored, retry later.",
-                              RETRY_AFTER_UNAVAILABLE)
+                              _retry_after_unavailable())
     except TimeoutError:
         return error_response(503, mtype, "Storing took too long; retry later (a retry is deduplicated).",
-                              RETRY_AFTER_UNAVAILABLE)
+                              _retry_after_unavailable())
     return export_response(incoming.signal, mtype, export.rejected, export.reject_message)
