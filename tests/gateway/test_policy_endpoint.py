@@ -39,7 +39,7 @@ def setup(transactional_db, project):  # type: ignore[no-untyped-def]
 
 
 async def test_etag_and_304(setup) -> None:  # type: ignore[no-untyped-def]
-    route, key = setup
+    _, key = setup
     client = KeyClient(key)
     first = await client.get("/api/v1/routing/policy")
     assert first.status_code == 200
