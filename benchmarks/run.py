@@ -16,7 +16,9 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 # name -> module; add yours here.
-REGISTRY: dict[str, str] = {}
+REGISTRY: dict[str, str] = {
+    "runtime_memory": "benchmarks.runtime_memory",
+}
 
 
 def write_results_md() -> Path:
