@@ -74,10 +74,15 @@ class Simulation:
         return incident_schedule(c.seed, origin, c.incidents, c.speed, cycles=c.cycles)
 
     def backfill(
-        self, start: datetime, end: datetime, on_progress: Callable[[datetime], None] | None = None
+        self, start: datetime, end: datetime, on_progress: Callable[[datetime], None] | None = None,
+        incidents: list[Incident] | None = None,
     ) -> int:
-        """Send history for ``[start, end)`` minute by minute (no incidents), oldest first; returns spans sent."""
-        model = TrafficModel(self.config.seed * 1000 + 1, incidents=[])
+        """Send history for ``[start, end)`` minute by minute, oldest first; returns spans sent.
+
+        History has no incidents unless given: end-to-end tests replay a schedule anchored in the past, e.g.
+        ``sim.backfill(now - 7d, now, incidents=incident_schedule(seed, origin=now - 3h, speed=2))``.
+        """
+        model = TrafficModel(self.config.seed * 1000 + 1, incidents=incidents or [])
         sender = self._sender(timeout=60)
         minute = start.replace(second=0, microsecond=0)
         sent = 0
