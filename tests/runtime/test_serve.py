@@ -200,3 +200,16 @@ def test_sigint_stops_cleanly_and_data_survives(served: Served) -> None:
     stored, (services, routes, providers, with_ttft) = json.loads(after.stdout.strip().splitlines()[-1])
     assert stored == 1
     assert services == 3 and routes == 3 and providers >= 2 and with_ttft > 0
+
+
+def test_port_in_use_is_one_sentence(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run(tmp_path, "serve", "--no-demo", "--port", str(port), timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"keel: Port {port} on 127.0.0.1 is not available (Address already in use): stop whatever uses it or pick "
+        "another port (make run PORT=8001, or manage.py serve --port 8001)."
+    ]
