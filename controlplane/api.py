@@ -43,21 +43,21 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 # ---------------------------------------------------------------- serializers
 
 
-class DeploymentSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class DeploymentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Deployment
         fields = ["id", "gateway_id", "provider", "model", "model_version", "healthy", "discovered", "created_at"]
         read_only_fields = ["id", "discovered", "created_at"]
 
 
-class RevisionSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class RevisionSerializer(serializers.ModelSerializer):
     class Meta:
         model = RouteRevision
         fields = ["id", "number", "weights", "paused", "fallbacks", "is_active", "note", "created_by", "created_at"]
         read_only_fields = fields
 
 
-class RouteSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class RouteSerializer(serializers.ModelSerializer):
     deployments = DeploymentSerializer(many=True, read_only=True)
     active_revision = serializers.SerializerMethodField()
 
@@ -71,7 +71,7 @@ class RouteSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
         return RevisionSerializer(revision).data if revision else None
 
 
-class ActionSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class ActionSerializer(serializers.ModelSerializer):
     route = serializers.CharField(source="route.__str__", read_only=True)
     route_id = serializers.IntegerField(read_only=True)
     before_revision = serializers.IntegerField(source="before_revision.number", read_only=True, allow_null=True)
@@ -85,14 +85,14 @@ class ActionSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
         read_only_fields = fields
 
 
-class AuditEntrySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class AuditEntrySerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEntry
         fields = ["id", "at", "actor", "event", "route_name", "route_id", "action_id", "alert_id", "summary", "data"]
         read_only_fields = fields
 
 
-class ActSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ActSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="")
     expected_version = serializers.IntegerField(required=False, allow_null=True, default=None)
     alert_id = serializers.IntegerField(required=False, allow_null=True, default=None)
@@ -111,12 +111,12 @@ class PauseSerializer(ActSerializer):
     deployment = serializers.CharField()
 
 
-class DeclareRouteSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class DeclareRouteSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     environment = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
 
-class PolicySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class PolicySerializer(serializers.ModelSerializer):
     class Meta:
         model = Policy
         fields = ["id", "name", "enabled", "detector", "route", "min_severity", "min_duration_s", "action",
@@ -137,7 +137,7 @@ class PolicySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
         return attrs
 
 
-class BudgetSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class BudgetSerializer(serializers.ModelSerializer):
     class Meta:
         model = Budget
         fields = ["id", "route", "period", "limit_usd", "on_exceed", "enabled", "last_triggered_at"]
@@ -154,7 +154,7 @@ class BudgetSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
         return value
 
 
-class GatewayAdapterSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class GatewayAdapterSerializer(serializers.ModelSerializer):
     class Meta:
         model = GatewayAdapter
         fields = ["id", "name", "kind", "url", "secret", "enabled", "timeout_s"]
@@ -162,7 +162,7 @@ class GatewayAdapterSerializer(serializers.ModelSerializer):  # type: ignore[typ
         extra_kwargs = {"secret": {"write_only": True}}
 
 
-class GatewaySyncSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class GatewaySyncSerializer(serializers.ModelSerializer):
     class Meta:
         model = GatewaySync
         fields = ["id", "adapter_id", "action_id", "at", "ok", "calls", "error", "duration_ms"]
@@ -172,7 +172,7 @@ class GatewaySyncSerializer(serializers.ModelSerializer):  # type: ignore[type-a
 # ---------------------------------------------------------------- routes
 
 
-class _Scoped:
+class _Scoped(APIView):
     permission_classes = [HasProjectRole]
     read_role = Role.VIEWER
     write_role = Role.OPERATOR
@@ -182,7 +182,7 @@ class _Scoped:
                                  project=project_access(request).project)
 
 
-class RouteListView(_Scoped, APIView):
+class RouteListView(_Scoped):
     @extend_schema(responses=RouteSerializer(many=True), summary="Routes of the project with their active revision")
     def get(self, request: Request) -> Response:
         routes = Route.objects.filter(project=project_access(request).project).prefetch_related("deployments")
@@ -200,7 +200,7 @@ class RouteListView(_Scoped, APIView):
         return Response(RouteSerializer(route).data, status=201)
 
 
-class RouteDiscoverView(_Scoped, APIView):
+class RouteDiscoverView(_Scoped):
     @extend_schema(request=None, responses=DeploymentSerializer(many=True),
                    summary="Discover routes and deployments from the last 7 days of calls")
     def post(self, request: Request) -> Response:
@@ -208,13 +208,13 @@ class RouteDiscoverView(_Scoped, APIView):
         return Response(DeploymentSerializer(created, many=True).data)
 
 
-class RouteDetailView(_Scoped, APIView):
+class RouteDetailView(_Scoped):
     @extend_schema(responses=RouteSerializer, summary="One route")
     def get(self, request: Request, route_id: int) -> Response:
         return Response(RouteSerializer(self.route(request, route_id)).data)
 
 
-class DeploymentListView(_Scoped, APIView):
+class DeploymentListView(_Scoped):
     @extend_schema(responses=DeploymentSerializer(many=True), summary="Deployments of a route")
     def get(self, request: Request, route_id: int) -> Response:
         return Response(DeploymentSerializer(self.route(request, route_id).deployments.all(), many=True).data)
@@ -235,14 +235,14 @@ class DeploymentListView(_Scoped, APIView):
         return Response(DeploymentSerializer(deployment).data, status=201)
 
 
-class RevisionListView(_Scoped, APIView):
+class RevisionListView(_Scoped):
     @extend_schema(responses=RevisionSerializer(many=True), summary="Revisions of a route, newest first")
     def get(self, request: Request, route_id: int) -> Response:
         return Response(RevisionSerializer(self.route(request, route_id).revisions.order_by("-number"),
                                            many=True).data)
 
 
-class _ActionView(_Scoped, APIView):
+class _ActionView(_Scoped):
     body_class: type[ActSerializer] = ActSerializer
     kind = ""
 
@@ -314,7 +314,7 @@ class ResumeView(_ActionView):
         return services.resume(route, actor, common.pop("reason"), deployment=data["deployment"], **common)
 
 
-class PreviewView(_Scoped, APIView):
+class PreviewView(_Scoped):
     @extend_schema(
         parameters=[OpenApiParameter("to_revision", int), OpenApiParameter("deployment", str,
                     description="Preview sending 100 % to this deployment"),
@@ -347,7 +347,7 @@ class PreviewView(_Scoped, APIView):
         return Response(preview.impact(route, current, target, weights=weights))
 
 
-class TimelineView(_Scoped, APIView):
+class TimelineView(_Scoped):
     @extend_schema(parameters=[OpenApiParameter("hours", int)], responses=dict,
                    summary="Share of traffic per model version per hour, with revision change markers")
     def get(self, request: Request, route_id: int) -> Response:
@@ -363,7 +363,7 @@ class TimelineView(_Scoped, APIView):
 # ---------------------------------------------------------------- actions, audit
 
 
-class ActionListView(_Scoped, generics.ListAPIView):  # type: ignore[type-arg]
+class ActionListView(_Scoped, generics.ListAPIView):
     serializer_class = ActionSerializer
 
     def get_queryset(self) -> QuerySet[Action]:
@@ -374,7 +374,7 @@ class ActionListView(_Scoped, generics.ListAPIView):  # type: ignore[type-arg]
         return qs[:500]
 
 
-class ActionDetailView(_Scoped, APIView):
+class ActionDetailView(_Scoped):
     @extend_schema(responses=ActionSerializer, summary="One action with its preview and gateway syncs")
     def get(self, request: Request, action_id: int) -> Response:
         action = get_object_or_404(Action, pk=action_id, project=project_access(request).project)
@@ -383,7 +383,7 @@ class ActionDetailView(_Scoped, APIView):
         return Response(data)
 
 
-class AuditLogView(_Scoped, APIView):
+class AuditLogView(_Scoped):
     """``?format=csv|json`` downloads the log (``since``/``until`` ISO times filter); otherwise the newest 500."""
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
@@ -430,28 +430,28 @@ class _ProjectCrud(_Scoped):
     model: Any = None
 
     def get_queryset(self) -> QuerySet[Any]:
-        project = project_access(self.request).project  # type: ignore[attr-defined]
+        project = project_access(self.request).project
         field = "route__project" if self.model is Budget else "project"
         return self.model.objects.filter(**{field: project})
 
     def get_serializer_context(self) -> dict[str, Any]:
-        context = super().get_serializer_context()  # type: ignore[misc]
-        context["project"] = project_access(self.request).project  # type: ignore[attr-defined]
+        context: dict[str, Any] = super().get_serializer_context()  # type: ignore[misc]
+        context["project"] = project_access(self.request).project
         return context
 
     def perform_create(self, serializer: Any) -> None:
-        project = project_access(self.request).project  # type: ignore[attr-defined]
+        project = project_access(self.request).project
         instance = serializer.save(**({} if self.model is Budget else {"project": project}))
-        audit.append(project, Actor.for_request(self.request).label,  # type: ignore[attr-defined]
+        audit.append(project, Actor.for_request(self.request).label,
                      f"{self.model._meta.model_name}.created", str(instance), data=_safe(serializer.data))
 
     def perform_update(self, serializer: Any) -> None:
         instance = serializer.save()
-        audit.append(project_access(self.request).project, Actor.for_request(self.request).label,  # type: ignore[attr-defined]
+        audit.append(project_access(self.request).project, Actor.for_request(self.request).label,
                      f"{self.model._meta.model_name}.updated", str(instance), data=_safe(serializer.data))
 
     def perform_destroy(self, instance: Any) -> None:
-        audit.append(project_access(self.request).project, Actor.for_request(self.request).label,  # type: ignore[attr-defined]
+        audit.append(project_access(self.request).project, Actor.for_request(self.request).label,
                      f"{self.model._meta.model_name}.deleted", str(instance), data={"id": instance.pk})
         instance.delete()
 
@@ -461,39 +461,39 @@ def _safe(data: Any) -> dict[str, Any]:
             for k, v in dict(data).items() if k != "secret"}
 
 
-class PolicyListView(_ProjectCrud, generics.ListCreateAPIView):  # type: ignore[type-arg]
+class PolicyListView(_ProjectCrud, generics.ListCreateAPIView):
     model = Policy
     serializer_class = PolicySerializer
 
 
-class PolicyDetailView(_ProjectCrud, generics.RetrieveUpdateDestroyAPIView):  # type: ignore[type-arg]
+class PolicyDetailView(_ProjectCrud, generics.RetrieveUpdateDestroyAPIView):
     model = Policy
     serializer_class = PolicySerializer
 
 
-class BudgetListView(_ProjectCrud, generics.ListCreateAPIView):  # type: ignore[type-arg]
+class BudgetListView(_ProjectCrud, generics.ListCreateAPIView):
     model = Budget
     serializer_class = BudgetSerializer
 
 
-class BudgetDetailView(_ProjectCrud, generics.RetrieveUpdateDestroyAPIView):  # type: ignore[type-arg]
+class BudgetDetailView(_ProjectCrud, generics.RetrieveUpdateDestroyAPIView):
     model = Budget
     serializer_class = BudgetSerializer
 
 
-class AdapterListView(_ProjectCrud, generics.ListCreateAPIView):  # type: ignore[type-arg]
+class AdapterListView(_ProjectCrud, generics.ListCreateAPIView):
     model = GatewayAdapter
     serializer_class = GatewayAdapterSerializer
     write_role = Role.ADMIN
 
 
-class AdapterDetailView(_ProjectCrud, generics.RetrieveUpdateDestroyAPIView):  # type: ignore[type-arg]
+class AdapterDetailView(_ProjectCrud, generics.RetrieveUpdateDestroyAPIView):
     model = GatewayAdapter
     serializer_class = GatewayAdapterSerializer
     write_role = Role.ADMIN
 
 
-class AdapterSyncListView(_Scoped, APIView):
+class AdapterSyncListView(_Scoped):
     @extend_schema(responses=GatewaySyncSerializer(many=True), summary="The last 100 calls of one adapter")
     def get(self, request: Request, adapter_id: int) -> Response:
         adapter = get_object_or_404(GatewayAdapter, pk=adapter_id, project=project_access(request).project)

@@ -146,7 +146,7 @@ def apply_policy(policy: dict[str, Any] | None, deployments: list[dict[str, Any]
     return kept
 
 
-class KeelRouter(CustomLogger):  # type: ignore[misc]
+class KeelRouter(CustomLogger):
     def __init__(self) -> None:
         if CustomLogger is not object:
             super().__init__()

@@ -20,7 +20,7 @@ from controlplane.models import (
 )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:
         return False
 
@@ -57,27 +57,27 @@ class GatewaySyncAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Route)
-class RouteAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class RouteAdmin(admin.ModelAdmin):
     list_display = ("name", "environment", "project", "version", "discovered")
     readonly_fields = ("version",)
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class DeploymentAdmin(admin.ModelAdmin):
     list_display = ("gateway_id", "route", "provider", "model", "model_version", "healthy")
 
 
 @admin.register(Policy)
-class PolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class PolicyAdmin(admin.ModelAdmin):
     list_display = ("name", "project", "enabled", "detector", "route", "action", "mode")
 
 
 @admin.register(Budget)
-class BudgetAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class BudgetAdmin(admin.ModelAdmin):
     list_display = ("route", "period", "limit_usd", "on_exceed", "enabled")
 
 
 @admin.register(GatewayAdapter)
-class GatewayAdapterAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class GatewayAdapterAdmin(admin.ModelAdmin):
     list_display = ("name", "project", "kind", "url", "enabled")
     exclude = ("secret",)

@@ -137,8 +137,8 @@ def on_alert_fired(alert_id: int, now: datetime | None = None) -> list[Decision]
             decisions.append(Decision(policy.pk, "not_matched", why_not))
             continue
         actor = Actor(f"policy:{policy.pk}")
-        base = {"policy": policy.name, "mode": policy.mode, "action": policy.action, "detector": alert.detector,
-                "severity": alert.severity}
+        base: dict[str, Any] = {"policy": policy.name, "mode": policy.mode, "action": policy.action,
+                                "detector": alert.detector, "severity": alert.severity}
         if route is None:
             decision = Decision(policy.pk, "held_back", f"no route named {alert.route!r} is known", data=base)
         else:

@@ -16,7 +16,7 @@ from ingestion.clickhouse.schema import CALLS_TABLE, ROLLUP_1H, ROLLUP_1M
 def _run(sql: str, tenant_id: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     if not tenant_id:
         raise ValueError("a tenant id is required for every ClickHouse read")
-    return list(get_client().query(sql, parameters={"tenant": tenant_id, **params}).result_rows)
+    return [tuple(row) for row in get_client().query(sql, parameters={"tenant": tenant_id, **params}).result_rows]
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ class Actor:
     @classmethod
     def for_request(cls, request: Any) -> Actor:
         user = getattr(request, "user", None)
-        if getattr(user, "pk", None) is not None:
+        if user is not None and getattr(user, "pk", None) is not None:
             return cls(f"user:{user.get_username()}", user)
         return cls(str(user) if user is not None else "anonymous")
 
