@@ -1,0 +1,247 @@
+"""One detector sweep for one project: rollups → the stats core's ``detect_batch`` → the alert service.
+
+Each enabled detector kind maps to a metric built from one or two rollup families (loaded once per grouping, one
+ClickHouse query per family for every series). The detector replays the whole window (7 days by default) so
+baselines, hysteresis and cooldown are the same as in the backtest; the sweep then reconciles the *current*
+state of each series with its alert: an open episode keeps (or opens) the alert, a closed episode or none
+resolves it. Re-running a sweep for the same minute changes nothing (fingerprint dedup).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from django.utils import timezone
+
+from anomaly import alerts
+from anomaly.detectors import AlertPolicy, DetectionResult, Episode, detect_batch
+from anomaly.detectors.evidence import epoch_to_datetime
+from anomaly.models import OPEN_STATES, Alert, DetectorConfig, DetectorKind
+from anomaly.rollups import Family, Grouping, SeriesMatrix, Window, load_series
+from anomaly.series import safe_ratio
+from controlplane.models import Project
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+Built = tuple[FloatArray, FloatArray | None, FloatArray | None]  # values, counts, events
+
+DEFAULT_WINDOW_MINUTES = 7 * 1440
+EVIDENCE_POINTS = 240  # minutes of observed/expected/band stored with a detection for the chart
+
+
+def _calls(c: dict[str, FloatArray]) -> FloatArray:
+    return np.nan_to_num(c["calls"], nan=0.0)
+
+
+def _volume(c: dict[str, FloatArray]) -> FloatArray:
+    """Calls per minute, zero where a series had no calls, unknown before its first call (a new route)."""
+    calls = _calls(c)
+    seen = calls > 0
+    first = np.where(seen.any(axis=1), seen.argmax(axis=1), calls.shape[1])
+    return np.where(np.arange(calls.shape[1])[None, :] >= first[:, None], calls, np.nan)
+
+
+def _where_calls(c: dict[str, FloatArray], values: FloatArray) -> FloatArray:
+    return np.where(_calls(c) > 0, values, np.nan)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    kind: DetectorKind
+    metric: str  # the stats core's MetricKind
+    families: frozenset[Family]
+    build: Callable[[dict[str, FloatArray]], Built]
+    label: str
+
+
+SPECS: dict[DetectorKind, MetricSpec] = {
+    spec.kind: spec
+    for spec in [
+        MetricSpec(DetectorKind.LATENCY_P95, "latency", frozenset({Family.TRAFFIC, Family.LATENCY}),
+                   lambda c: (_where_calls(c, c["latency_p95"]), _calls(c), None), "latency p95"),
+        MetricSpec(DetectorKind.LATENCY_P99, "latency", frozenset({Family.TRAFFIC, Family.LATENCY}),
+                   lambda c: (_where_calls(c, c["latency_p99"]), _calls(c), None), "latency p99"),
+        MetricSpec(DetectorKind.TTFT_P95, "ttft", frozenset({Family.TRAFFIC, Family.LATENCY}),
+                   lambda c: (np.where(np.nan_to_num(c["streamed"]) > 0, c["ttft_p95"], np.nan),
+                              np.nan_to_num(c["streamed"]), None), "time to first token p95"),
+        MetricSpec(DetectorKind.OUTPUT_TPS, "output_tokens_per_second", frozenset({Family.TRAFFIC}),
+                   lambda c: (safe_ratio(c["output_tokens"], c["duration_ms"] / 1000.0), _calls(c), None),
+                   "output tokens per second"),
+        MetricSpec(DetectorKind.ERROR_RATE, "error_rate", frozenset({Family.TRAFFIC}),
+                   lambda c: (safe_ratio(c["errors"], c["calls"]), _calls(c), np.nan_to_num(c["errors"])),
+                   "error rate"),
+        MetricSpec(DetectorKind.COST_PER_MINUTE, "cost", frozenset({Family.TRAFFIC}),
+                   lambda c: (_where_calls(c, c["cost"]), _calls(c), None), "cost per minute"),
+        MetricSpec(DetectorKind.COST_PER_CALL, "cost_per_call", frozenset({Family.TRAFFIC}),
+                   lambda c: (safe_ratio(c["cost"], c["calls"]), _calls(c), None), "cost per call"),
+        MetricSpec(DetectorKind.TOKENS_PER_CALL, "tokens", frozenset({Family.TRAFFIC}),
+                   lambda c: (safe_ratio(c["input_tokens"] + c["output_tokens"], c["calls"]), _calls(c), None),
+                   "tokens per call"),
+        MetricSpec(DetectorKind.VOLUME, "volume", frozenset({Family.TRAFFIC}),
+                   lambda c: (_volume(c), None, None), "call volume"),
+        MetricSpec(DetectorKind.UNPRICED_SHARE, "unpriced_share", frozenset({Family.TRAFFIC}),
+                   lambda c: (safe_ratio(c["unpriced"], c["calls"]), _calls(c), np.nan_to_num(c["unpriced"])),
+                   "unpriced share"),
+    ]
+}
+
+# Kinds that are off until someone turns them on (noisy for most projects, or run by another job).
+DEFAULT_DISABLED = {DetectorKind.LATENCY_P99, DetectorKind.UNPRICED_SHARE, DetectorKind.MULTIVARIATE}
+
+
+def configs_for(project: Project) -> dict[str, DetectorConfig]:
+    """Every detector kind's config for the project, creating missing rows with defaults."""
+    existing = {c.kind: c for c in DetectorConfig.objects.filter(project=project)}
+    missing = [
+        DetectorConfig(project=project, kind=kind, enabled=kind not in DEFAULT_DISABLED)
+        for kind in DetectorKind.values
+        if kind not in existing
+    ]
+    if missing:
+        DetectorConfig.objects.bulk_create(missing, ignore_conflicts=True)
+        existing = {c.kind: c for c in DetectorConfig.objects.filter(project=project)}
+    return existing
+
+
+@dataclass
+class SweepReport:
+    project: str
+    series: dict[str, int] = field(default_factory=dict)
+    detectors_run: int = 0
+    open_episodes: int = 0
+    alerts_open: int = 0
+    resolved: int = 0
+    failures: list[str] = field(default_factory=list)
+    renotified: int = 0
+
+
+def sweep_project(
+    project: Project,
+    *,
+    now: datetime | None = None,
+    window_minutes: int = DEFAULT_WINDOW_MINUTES,
+    groupings: tuple[Grouping, ...] = (Grouping.ROUTE_VERSION, Grouping.SERVICE),
+) -> SweepReport:
+    """Run every enabled periodic detector over the project's rollups and reconcile alerts."""
+    now = now or timezone.now()
+    window = Window.ending_now(window_minutes, now)
+    report = SweepReport(project.slug)
+    configs = configs_for(project)
+    enabled = [SPECS[DetectorKind(k)] for k, c in configs.items() if c.enabled and DetectorKind(k) in SPECS]
+    open_alerts = {a.fingerprint: a for a in Alert.objects.filter(project=project, state__in=OPEN_STATES)}
+    if enabled:
+        families = set().union(*(spec.families for spec in enabled))
+        for grouping in groupings:
+            matrix = load_series(project.tenant_id, grouping, window, families)
+            report.series[grouping.value] = len(matrix)
+            for spec in enabled:
+                _run_detector(project, spec, configs[spec.kind], matrix, open_alerts, report, now)
+    report.renotified = alerts.renotify_due(project, now=now)
+    return report
+
+
+def _run_detector(
+    project: Project,
+    spec: MetricSpec,
+    config: DetectorConfig,
+    matrix: SeriesMatrix,
+    open_alerts: dict[str, Alert],
+    report: SweepReport,
+    now: datetime,
+) -> None:
+    if len(matrix) == 0:
+        return
+    try:
+        values, counts, events = spec.build(matrix.columns)
+        quiet = matrix.total_calls < max(config.min_calls, 1)
+        values = values.copy()
+        values[quiet] = np.nan
+        result = detect_batch(
+            values,
+            matrix.timestamps,
+            spec.metric,
+            counts=counts,
+            events=events,
+            sensitivity=min(max(config.sensitivity, 0.0), 1.0),
+            policy=AlertPolicy(cooldown=config.cooldown_minutes),
+        )
+    except Exception as exc:  # one detector's failure must not stop the others
+        logger.exception("detector %s failed for project %s", spec.kind, project.slug)
+        report.failures.append(f"{spec.kind}/{matrix.grouping}: {type(exc).__name__}: {exc}")
+        return
+    report.detectors_run += 1
+    latest: dict[int, tuple[Episode, int]] = {}
+    for i, detection in enumerate(result.detections):
+        if detection.series not in latest or detection.episode.start > latest[detection.series][0].start:
+            latest[detection.series] = (detection.episode, i)
+    for row, key in enumerate(matrix.keys):
+        series_key = {**key, "grouping": matrix.grouping.value}
+        fp = alerts.fingerprint(project, spec.kind, series_key)
+        found = latest.get(row)
+        try:
+            if found is not None and found[0].is_open:
+                report.open_episodes += 1
+                obs = _observation(project, spec, config, series_key, result, found[1])
+                if alerts.observe(obs, now=now) is not None:
+                    report.alerts_open += 1
+            elif fp in open_alerts and open_alerts[fp].detector == spec.kind:
+                alerts.auto_resolve(open_alerts[fp], now=now, reason=f"{spec.label} back within its band")
+                report.resolved += 1
+        except Exception as exc:
+            logger.exception("alert update failed for %s %s", spec.kind, series_key)
+            report.failures.append(f"{spec.kind}/{series_key}: {type(exc).__name__}: {exc}")
+
+
+def _observation(
+    project: Project,
+    spec: MetricSpec,
+    config: DetectorConfig,
+    series_key: dict[str, str],
+    result: DetectionResult,
+    index: int,
+) -> alerts.Observation:
+    detection = result.detections[index]
+    evidence = detection.evidence
+    episode = detection.episode
+    method = next((m for m in result.methods if m.method == evidence.method), result.methods[0])
+    row = detection.series
+    stop = result.timestamps.size
+    first = max(0, min(episode.start - 60, stop - EVIDENCE_POINTS))
+    span = (row, slice(first, stop))
+    columns = [method.observed[span], method.expected(span), method.lower(span), method.upper(span)]
+    points = [
+        [int(result.timestamps[first + i]), *(_num(col[i]) for col in columns)] for i in range(stop - first)
+    ]
+    where = ", ".join(f"{k}={v}" for k, v in series_key.items() if k != "grouping" and v)
+    return alerts.Observation(
+        project=project,
+        detector=spec.kind,
+        series_key=series_key,
+        title=f"{spec.label} anomaly on {where or 'unnamed series'}",
+        score=float(max(evidence.score, episode.peak_severity)),
+        episode_started_at=epoch_to_datetime(int(result.timestamps[episode.start])),
+        metric=str(spec.metric),
+        method=evidence.method,
+        window_start=evidence.window_start,
+        window_end=epoch_to_datetime(int(result.timestamps[-1])),
+        observed=_num(evidence.observed),
+        expected=_num(evidence.expected),
+        lower=_num(evidence.lower),
+        upper=_num(evidence.upper),
+        details=dict(evidence.details),
+        points=points,
+        cooldown_minutes=config.cooldown_minutes,
+        renotify_minutes=config.renotify_minutes,
+    )
+
+
+def _num(value: float) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None

@@ -1,0 +1,62 @@
+"""Synthetic LLM traffic written the way an OTel Collector writes it (raw spans into ``otel_traces``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable
+
+import numpy as np
+
+from tests.support import COLLECTOR_COLUMNS
+
+START = dt.datetime(2026, 11, 18, 0, 0)
+
+
+def spans(
+    tenant: str,
+    *,
+    route: str,
+    model: str,
+    minutes: range,
+    calls_per_minute: int = 4,
+    latency_ms: Callable[[int], float] = lambda _m: 800.0,
+    error_every: int = 0,
+    service: str = "checkout",
+    start: dt.datetime = START,
+    seed: int = 0,
+) -> list[list[object]]:
+    """Rows for ``otel_traces``: ``calls_per_minute`` chat calls in each minute index of ``minutes``."""
+    rng = np.random.default_rng(seed)
+    rows: list[list[object]] = []
+    n = 0
+    for minute in minutes:
+        base = latency_ms(minute)
+        for k in range(calls_per_minute):
+            n += 1
+            at = start + dt.timedelta(minutes=minute, seconds=int(k * 60 / calls_per_minute))
+            duration_ns = int(base * float(rng.lognormal(0.0, 0.08)) * 1e6)
+            error = bool(error_every) and n % error_every == 0
+            attrs = {
+                "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "keel.route": route,
+                "gen_ai.request.model": model, "gen_ai.response.model": model,
+                "gen_ai.usage.input_tokens": str(int(rng.integers(180, 220))),
+                "gen_ai.usage.output_tokens": str(int(rng.integers(90, 110))),
+                "gen_ai.response.finish_reasons": '["stop"]',
+                **({"error.type": "RateLimitError"} if error else {}),
+            }
+            rows.append([
+                at, os.urandom(16).hex(), os.urandom(8).hex(), "", "", f"chat {model}", "Client", service,
+                {"service.name": service, "keel.project_id": tenant}, "test", "1", attrs, duration_ns,
+                "Error" if error else "Unset", "", [], [], [], [], [], [], [],
+            ])
+    return rows
+
+
+def insert(ch, rows: list[list[object]]) -> None:  # type: ignore[no-untyped-def]
+    for i in range(0, len(rows), 20_000):
+        ch.insert("otel_traces", rows[i : i + 20_000], column_names=COLLECTOR_COLUMNS)
+
+
+def at_minute(minute: int, start: dt.datetime = START) -> dt.datetime:
+    return (start + dt.timedelta(minutes=minute)).replace(tzinfo=dt.UTC)
