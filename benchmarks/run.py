@@ -17,6 +17,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 # name -> module; add yours here.
 REGISTRY: dict[str, str] = {
+    "redaction": "benchmarks.redaction",
     "runtime_memory": "benchmarks.runtime_memory",
 }
 

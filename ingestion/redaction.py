@@ -1,7 +1,7 @@
 """PII redaction of message content, as ClickHouse expressions that run inside the insert.
 
 Content (prompts, completions, tool arguments/results) is redacted *before* it is stored, by the same SQL that
-flattens OTLP into ``otel_traces``: RE2 ``replaceRegexpAll`` is vectorised, so redaction costs no Python per span.
+flattens OTLP into ``otel_traces``: RE2 runs vectorised inside ClickHouse, so redaction costs no Python per span.
 Card numbers are replaced only when Luhn-valid, IBANs only when their mod-97 check passes, SSNs only when their
 area/group/serial are possible — those checks are array functions over the regex candidates.
 
@@ -14,18 +14,17 @@ Per-project switches come from ``keel_project_dict`` (synced from Django by :mod
 How the flattening SQL (hot path) uses this module — ``tenant`` is the expression holding the project's
 ``tenant_id`` (a String column or ``{tenant:String}`` parameter)::
 
-    from ingestion.redaction import is_content_key_sql, redact_sql, redaction_count_sql, is_content_event_sql
-
     # span attributes: redact content values only; keep the key so readers know content existed
-    mapApply((k, v) -> (k, if({is_content_key_sql('k')}, {redact_sql('v', tenant)}, v)), attrs) AS SpanAttributes
-    # events: every value of a content event (gen_ai.content.prompt, gen_ai.user.message, chunk events …)
-    # plus content keys on any other event; see redact_event_attributes_sql()
-    # the count of placeholders inserted, e.g. stored as SpanAttributes['keel.redactions'] (omit when 0):
-    arraySum(mapValues(mapApply((k, v) -> (k, if({is_content_key_sql('k')}, {redaction_count_sql('v', tenant)},
-                                               0)), attrs)))
+    {redact_attributes_sql('attrs', tenant)} AS SpanAttributes
+    # events: content keys anywhere plus every non-bookkeeping value of a content event (gen_ai.user.message …)
+    {redact_event_attributes_sql('events.name', 'events.attributes', tenant)}
+    # how many placeholders were inserted, e.g. SpanAttributes['keel.redactions'] (omit when 0), counted from
+    # the already-redacted map so the redaction does not run twice:
+    {placeholders_added_for_maps_sql('attrs', 'SpanAttributes')}
 
-``redact_attributes_sql(map_expr, tenant)`` and ``redaction_count_for_map_sql(map_expr, tenant)`` wrap exactly that.
-ClickHouse evaluates an identical sub-expression once per block, so counting beside redacting costs little.
+Per value, :func:`redact_patterns_sql` makes one RE2 pass with the alternation of every pattern
+(:data:`ALL_CANDIDATES`, also usable as a cheap ``match`` pre-filter), then classifies and checks the few
+candidates. :func:`redact_sql` adds the per-project mode and extra patterns.
 
 Extra patterns are validated with ClickHouse's own RE2 (:func:`validate_extra_patterns`) before they are saved.
 """
@@ -150,7 +149,11 @@ BEARER_PATTERN = r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/-]{16,}=*"
 EMAIL_PATTERN = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 IBAN_CANDIDATE = r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"
 CARD_CANDIDATE = r"\b\d(?:[ -]?\d){12,18}\b"
-SSN_CANDIDATE = r"\b\d{3}[- ]\d{2}[- ]\d{4}\b"
+# Possible SSNs only, by construction: area not 000/666/9xx, group not 00, serial not 0000.
+SSN_CANDIDATE = (
+    r"\b(?:00[1-9]|0[1-9]\d|[1-578]\d\d|6[0-57-9]\d|66[0-57-9])[- ](?:0[1-9]|[1-9]\d)[- ]"
+    r"(?:000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})\b"
+)
 _V4 = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 IPV4_PATTERN = rf"\b(?:{_V4}\.){{3}}{_V4}\b"
 _H = r"[0-9A-Fa-f]{1,4}"
@@ -230,12 +233,8 @@ def _wrap(fn: str, inner: str, pattern: str, replacement: str) -> str:
     return f"{fn}({inner}, {_lit(pattern)}, {_lit(replacement)})"
 
 
-def redact_patterns_sql(expr: str, tenant_expr: str | None = None) -> str:
-    """The built-in patterns (and, with a tenant, the project's extra patterns) applied to ``expr``.
-
-    Order matters: secrets, emails and IBANs before cards, cards before SSNs and phones, IPs before phones.
-    """
-    s = f"toString({expr})"
+def _chained_sql(s: str) -> str:
+    """Pattern by pattern, each pass over the whole value (slow on long text; used on short leftovers only)."""
     s = _wrap("replaceRegexpAll", s, "|".join(SECRET_PATTERNS), "[SECRET]")
     s = _wrap("replaceRegexpAll", s, BEARER_PATTERN, "\\1[SECRET]")
     s = _wrap("replaceRegexpAll", s, EMAIL_PATTERN, "[EMAIL]")
@@ -244,11 +243,81 @@ def redact_patterns_sql(expr: str, tenant_expr: str | None = None) -> str:
     s = _replace_checked(s, SSN_CANDIDATE, _ssn_ok("c"), "[SSN]")
     s = _wrap("replaceRegexpAll", s, IPV6_PATTERN, "[IP]")
     s = _wrap("replaceRegexpAll", s, IPV4_PATTERN, "[IP]")
-    s = _replace_checked(s, PHONE_CANDIDATE, _phone_ok("c"), "[PHONE]")
+    return _replace_checked(s, PHONE_CANDIDATE, _phone_ok("c"), "[PHONE]")
+
+
+# One alternation of every built-in pattern (no capturing groups: extractAll would return the group). At one
+# position the first alternative wins, so the order is the precedence: secrets, emails, IBANs, cards, SSNs, IPs,
+# phones.
+_BEARER_CANDIDATE = r"(?i:\bbearer\s+)[A-Za-z0-9._~+/-]{16,}=*"
+_KINDS: tuple[tuple[str, str], ...] = (
+    ("secret", "|".join(SECRET_PATTERNS)),
+    ("bearer", _BEARER_CANDIDATE),
+    ("email", EMAIL_PATTERN),
+    ("iban", IBAN_CANDIDATE),
+    ("card", CARD_CANDIDATE),
+    ("ssn", SSN_CANDIDATE),
+    ("ipv6", IPV6_PATTERN),
+    ("ipv4", IPV4_PATTERN),
+    ("phone", PHONE_CANDIDATE),
+)
+ALL_CANDIDATES = "|".join(f"(?:{pattern})" for _, pattern in _KINDS)
+
+
+def _bind(value: str, var: str, body: str) -> str:
+    """``body`` with ``var`` bound to ``value`` (evaluated once; keeps the generated SQL small)."""
+    return f"arrayElement(arrayMap({var} -> {body}, [{value}]), 1)"
+
+
+def _classify(m: str) -> str:
+    """The replacement for candidate ``m``: its placeholder when it passes its check, else itself — except that a
+    digit run failing the Luhn check still has any phone number or SSN inside it redacted."""
+
+    def whole(kind: str) -> str:
+        return f"match({m}, {_lit('^(?:' + dict(_KINDS)[kind] + ')$')})"
+
+    # Every branch of a conditional inside a lambda is evaluated for every candidate: keep this one to two regexes.
+    inside_digit_run = _wrap("replaceRegexpAll", _wrap("replaceRegexpAll", m, SSN_CANDIDATE, "[SSN]"),
+                             PHONE_CANDIDATE, "[PHONE]")
+    return (
+        f"multiIf({whole('secret')}, '[SECRET]', "
+        f"{whole('bearer')}, concat(extract({m}, '^(?i)(bearer\\\\s+)'), '[SECRET]'), "
+        f"{whole('email')}, '[EMAIL]', "
+        f"{whole('iban')} AND {_iban_ok(m)}, '[IBAN]', "
+        f"{whole('card')} AND {_luhn_ok(m)}, '[CARD]', "
+        f"{whole('ssn')} AND {_ssn_ok(m)}, '[SSN]', "
+        f"{whole('ipv6')} OR {whole('ipv4')}, '[IP]', "
+        f"{whole('phone')} AND {_phone_ok(m)}, '[PHONE]', "
+        f"{whole('card')}, {inside_digit_run}, "
+        f"{m})"
+    )
+
+
+# Dictionary value for "no extra patterns": a regex that matches nothing, so the replace needs no branch.
+NEVER_MATCHES = r"[^\x00-\x{10FFFF}]"
+
+
+def redact_patterns_sql(expr: str, tenant_expr: str | None = None) -> str:
+    """The built-in patterns (and, with a tenant, the project's extra patterns) applied to ``expr``.
+
+    One RE2 pass over the value whatever the number of patterns: ``replaceRegexpAll`` wraps every candidate of
+    the combined alternation in NUL bytes, ``splitByChar`` then yields text and candidates alternately; only the
+    candidates are classified and checked (Luhn, mod 97, SSN ranges) and the pieces are stitched back together.
+    NUL bytes already in the value become U+FFFD first so they cannot be mistaken for markers.
+    """
+    clean = f"replaceAll(toString({expr}), '\\0', '\\xEF\\xBF\\xBD')"
+    marked = f"replaceRegexpAll({clean}, {_lit(ALL_CANDIDATES)}, '\\0\\\\0\\0')"
+    body = (
+        "arrayStringConcat(arrayMap((redact_text, redact_repl) -> concat(redact_text, redact_repl), "
+        "arrayFilter((q, i) -> i % 2 = 1, redact_parts, arrayEnumerate(redact_parts)), "
+        f"arrayPushBack(arrayMap(cand -> {_classify('cand')}, "
+        "arrayFilter((q, i) -> i % 2 = 0, redact_parts, arrayEnumerate(redact_parts))), '')))"
+    )
+    out = _bind(f"splitByChar('\\0', {marked})", "redact_parts", body)
     if tenant_expr is not None:
-        extra = _dict_get("extra_pattern", tenant_expr, "''")
-        s = f"if({extra} = '', {s}, replaceRegexpAll({s}, {extra}, '[CUSTOM]'))"
-    return s
+        extra = _dict_get("extra_pattern", tenant_expr, _lit(NEVER_MATCHES))
+        out = f"replaceRegexpAll({out}, if({extra} = '', {_lit(NEVER_MATCHES)}, {extra}), '[CUSTOM]')"
+    return out
 
 
 def _dict_get(attribute: str, tenant_expr: str, default: str) -> str:
@@ -267,13 +336,31 @@ def redact_sql(expr: str, tenant_expr: str) -> str:
 
 
 def redaction_count_sql(expr: str, tenant_expr: str) -> str:
-    """How many placeholders redaction inserted into ``expr`` (0 for 'none' and 'full')."""
-    mode = capture_mode_sql(tenant_expr)
+    """How many placeholders redaction inserted into ``expr`` (0 for 'none' and 'full').
+
+    This re-runs the redaction; when the redacted value is already selected, use :func:`placeholders_added_sql`.
+    """
+    return placeholders_added_sql(expr, redact_sql(expr, tenant_expr))
+
+
+def placeholders_added_sql(original_expr: str, redacted_expr: str) -> str:
+    """Placeholders in the redacted value that were not in the original (cheap: two scans, no regex per type)."""
     pattern = _lit(PLACEHOLDER_PATTERN)
-    redacted = redact_patterns_sql(expr, tenant_expr)
     return (
-        f"if({mode} = 'redacted', toUInt64(greatest(0, toInt64(countMatches({redacted}, {pattern})) "
-        f"- toInt64(countMatches(toString({expr}), {pattern})))), toUInt64(0))"
+        f"toUInt64(greatest(0, toInt64(countMatches(toString({redacted_expr}), {pattern})) "
+        f"- toInt64(countMatches(toString({original_expr}), {pattern}))))"
+    )
+
+
+def placeholders_added_for_maps_sql(original_map: str, redacted_map: str) -> str:
+    """Total placeholders added across two maps with the same keys in the same order (``mapApply`` keeps order).
+
+    For the hot path: ``redact_attributes_sql(attrs, tenant) AS SpanAttributes`` then
+    ``placeholders_added_for_maps_sql(attrs, 'SpanAttributes')`` counts without redacting twice.
+    """
+    return (
+        f"arraySum(arrayMap((o, r) -> {placeholders_added_sql('o', 'r')}, mapValues({original_map}), "
+        f"mapValues({redacted_map})))"
     )
 
 

@@ -43,6 +43,11 @@ POSITIVE = [
     ("call +1 415-555-0132 now", "call [PHONE] now"),
     ("(415) 555-0132 or 415.555.0132", "[PHONE] or [PHONE]"),
     ("uk +44 20 7946 0958 or 020 7946 0958", "uk [PHONE] or [PHONE]"),
+    # a digit run that is not a valid card still has the phone inside it redacted
+    ("call 415 555 0100 4111 now", "call [PHONE] 4111 now"),
+    ("pay 4111 1111 1111 1111 then mail x@y.io from 10.0.0.7", "pay [CARD] then mail [EMAIL] from [IP]"),
+    ("nul \x00 byte then a@b.co", "nul \ufffd byte then [EMAIL]"),
+    ("x" * 3000 + " ann@corp.com " + "y" * 3000, "x" * 3000 + " [EMAIL] " + "y" * 3000),
     ("key sk-proj-abcdefghijklmnopqrstuvwxyz123456", "key [SECRET]"),
     ("anthropic sk-ant-api03-abcdefghijklmnopqrstuvwxyz", "anthropic [SECRET]"),
     ("aws AKIAIOSFODNN7EXAMPLE", "aws [SECRET]"),
