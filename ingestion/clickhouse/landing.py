@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from ingestion import redaction
 from ingestion.clickhouse.ddl import Topology, ttl_days
 from ingestion.redaction import is_content_event_attribute_sql, redact_sql
 
@@ -173,14 +174,43 @@ def attributes_map_sql(kvs: str) -> str:
     return f"mapFromArrays(arrayMap(kv -> kv.key, {kvs}), arrayMap(kv -> {value_string_sql('kv.value')}, {kvs}))"
 
 
-def _redacted_map_sql(map_expr: str, tenant: str, event_name: str = "''") -> str:
-    """Content values (by key, or every non-bookkeeping value of a content event) redacted for the tenant.
+def _candidate_pattern() -> str:
+    """One RE2 alternation of every built-in redaction pattern: a value it does not match is left unchanged by
+    :func:`ingestion.redaction.redact_patterns_sql`, so only matching values pay for the full set of passes."""
+    parts = [*redaction.SECRET_PATTERNS, redaction.BEARER_PATTERN, redaction.EMAIL_PATTERN, redaction.IBAN_CANDIDATE,
+             redaction.CARD_CANDIDATE, redaction.SSN_CANDIDATE, redaction.IPV6_PATTERN, redaction.IPV4_PATTERN,
+             redaction.PHONE_CANDIDATE]
+    return "|".join(f"(?:{p})" for p in parts)
 
-    Only the content entries go through redaction (``mapFilter`` first): a conditional inside the lambda would
-    evaluate the patterns on every attribute value.
+
+# Per-request columns computed once per landing row (the tenant is the same for the whole request).
+_TENANT_SWITCHES = (
+    f"{redaction.capture_mode_sql('keel_project')} AS keel_capture, "
+    f"dictGetOrDefault('{redaction.PROJECT_DICT}', 'extra_pattern', tuple(keel_project), '') AS keel_extra"
+)
+
+
+def _redacted_map_sql(map_expr: str, event_name: str = "''") -> str:
+    """Content values (by key, or every non-bookkeeping value of a content event) as the project may store them.
+
+    Same result as applying :func:`ingestion.redaction.redact_sql` to each content value, arranged for speed:
+    the project's mode and extra pattern are looked up once per request (``keel_capture``/``keel_extra``), the
+    mode picks a branch per row (short-circuit), and inside the lambdas only the values that contain a
+    candidate go through the regex passes — conditionals inside lambdas would evaluate every branch per value.
     """
     content = f"mapFilter((k, v) -> {is_content_event_attribute_sql(event_name, 'k')}, {map_expr})"
-    return f"mapUpdate({map_expr}, mapApply((k, v) -> (k, {redact_sql('v', tenant)}), {content}))"
+    candidates = f"mapFilter((k, v) -> match(v, {redaction._lit(_candidate_pattern())}), {content})"
+    redacted = f"mapUpdate({map_expr}, mapApply((k, v) -> (k, {redaction.redact_patterns_sql('v')}), {candidates}))"
+    redacted_content = f"mapFilter((k, v) -> {is_content_event_attribute_sql(event_name, 'k')}, {redacted})"
+    custom = (
+        f"mapUpdate({redacted}, mapApply((k, v) -> (k, replaceRegexpAll(v, keel_extra, '[CUSTOM]')), "
+        f"{redacted_content}))"
+    )
+    emptied = f"mapUpdate({map_expr}, mapApply((k, v) -> (k, ''), {content}))"
+    return (
+        f"multiIf(keel_capture = 'full', {map_expr}, keel_capture = 'none', {emptied}, "
+        f"keel_extra = '', {redacted}, {custom})"
+    )
 
 
 def _resource_map_sql(kvs: str) -> str:
@@ -194,7 +224,6 @@ def _nanos(expr: str) -> str:
 
 def traces_flatten_select(landing: str) -> str:
     """Landing rows (one per OTLP request) → one ``otel_traces`` row per span."""
-    tenant = "keel_project"
     return f"""SELECT
     keel_project AS ProjectId,
     {_nanos('s.start_time_unix_nano')} AS Timestamp,
@@ -209,20 +238,21 @@ def traces_flatten_select(landing: str) -> str:
     res AS ResourceAttributes,
     ss.scope.name AS ScopeName,
     ss.scope.version AS ScopeVersion,
-    {_redacted_map_sql(attributes_map_sql('s.attributes'), tenant)} AS SpanAttributes,
+    {_redacted_map_sql(attributes_map_sql('s.attributes'))} AS SpanAttributes,
     if(s.end_time_unix_nano > s.start_time_unix_nano, s.end_time_unix_nano - s.start_time_unix_nano, 0) AS Duration,
     transform(s.status.code, [1, 2], ['Ok', 'Error'], 'Unset') AS StatusCode,
     s.status.message AS StatusMessage,
     arrayMap(e -> {_nanos('e.time_unix_nano')}, s.events) AS `Events.Timestamp`,
     arrayMap(e -> e.name, s.events) AS `Events.Name`,
-    arrayMap(e -> {_redacted_map_sql(attributes_map_sql('e.attributes'), tenant, 'e.name')}, s.events)
+    arrayMap(e -> {_redacted_map_sql(attributes_map_sql('e.attributes'), 'e.name')}, s.events)
         AS `Events.Attributes`,
     arrayMap(l -> lower(hex(l.trace_id)), s.links) AS `Links.TraceId`,
     arrayMap(l -> lower(hex(l.span_id)), s.links) AS `Links.SpanId`,
     arrayMap(l -> l.trace_state, s.links) AS `Links.TraceState`,
     arrayMap(l -> {attributes_map_sql('l.attributes')}, s.links) AS `Links.Attributes`
 FROM (
-    SELECT keel_project, {_resource_map_sql('rs.resource.attributes')} AS res, rs.scope_spans AS scope_spans
+    SELECT keel_project, {_TENANT_SWITCHES}, {_resource_map_sql('rs.resource.attributes')} AS res,
+        rs.scope_spans AS scope_spans
     FROM {landing}
     ARRAY JOIN resource_spans AS rs
 )
@@ -250,10 +280,11 @@ def logs_flatten_select(landing: str) -> str:
     sl.scope.name AS ScopeName,
     sl.scope.version AS ScopeVersion,
     {attributes_map_sql('sl.scope.attributes')} AS ScopeAttributes,
-    {_redacted_map_sql('attrs', tenant, event_name)} AS LogAttributes,
+    {_redacted_map_sql('attrs', event_name)} AS LogAttributes,
     {event_name} AS EventName
 FROM (
-    SELECT keel_project, {_resource_map_sql('rl.resource.attributes')} AS res, rl.schema_url AS res_schema_url,
+    SELECT keel_project, {_TENANT_SWITCHES}, {_resource_map_sql('rl.resource.attributes')} AS res,
+        rl.schema_url AS res_schema_url,
         rl.scope_logs AS scope_logs
     FROM {landing}
     ARRAY JOIN resource_logs AS rl
