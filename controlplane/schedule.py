@@ -22,7 +22,11 @@ class Periodic:
 
 
 # name -> entry. Add yours with one line; keep names stable (beat keys its last-run state on them).
-SCHEDULE: dict[str, Periodic] = {}
+SCHEDULE: dict[str, Periodic] = {
+    "anomaly-sweep": Periodic("anomaly.sweep_all", 60.0, expires_seconds=55),
+    "anomaly-drift": Periodic("anomaly.drift_all", 600.0, expires_seconds=540),
+    "anomaly-notification-retries": Periodic("anomaly.retry_notifications", 60.0, expires_seconds=55),
+}
 
 
 def register(name: str, entry: Periodic) -> None:
