@@ -19,6 +19,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 REGISTRY: dict[str, str] = {
     "redaction": "benchmarks.redaction",
     "runtime_memory": "benchmarks.runtime_memory",
+    "remediation": "benchmarks.remediation_latency",
 }
 
 

@@ -299,8 +299,10 @@ def _new_revision(route: Route, actor: Actor, weights: dict[str, float], paused:
                                         fallbacks=fallbacks, note=note[:300], created_by=actor.label)
 
 
-def _same_request(action: Action, kind: str, params: dict[str, Any], actor: Actor) -> bool:
-    return action.kind == kind and action.params == params and action.actor == actor.label
+def _same_request(action: Action, kind: str, params: dict[str, Any], actor: Actor, alert: Any) -> bool:
+    """A double click: same actor, same action, same parameters, answering the same alert (or none)."""
+    return (action.kind == kind and action.params == params and action.actor == actor.label
+            and action.alert_id == getattr(alert, "pk", None))
 
 
 def _act(route: Route, kind: str, actor: Actor, reason: str, pick_target: Any, params: dict[str, Any], *,
@@ -319,7 +321,7 @@ def _act(route: Route, kind: str, actor: Actor, reason: str, pick_target: Any, p
                 return Outcome(existing, duplicate=True)
         recent = Action.objects.filter(route=route, created_at__gte=timezone.now() - DUPLICATE_WINDOW,
                                        state__in=[ActionState.PENDING, ActionState.APPLIED]).order_by("-id").first()
-        if recent is not None and _same_request(recent, kind, params, actor):
+        if recent is not None and _same_request(recent, kind, params, actor, alert_obj):
             return Outcome(recent, duplicate=True)
         if expected_version is not None and expected_version != route.version:
             raise StaleVersion(route)
