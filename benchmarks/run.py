@@ -20,6 +20,7 @@ REGISTRY: dict[str, str] = {
     "redaction": "benchmarks.redaction",
     "runtime_memory": "benchmarks.runtime_memory",
     "remediation": "benchmarks.remediation_latency",
+    "dashboards": "benchmarks.dashboard_latency",
 }
 
 

@@ -15,6 +15,7 @@ urlpatterns = [
     path("assets/plotly.min.js", assets.plotly_js, name="plotly-js"),
     path("", pages.overview, name="overview"),
     path("cost/", pages.cost, name="cost"),
+    path("cost/users/", pages.cost_users, name="cost-users"),
     path("latency/", pages.latency, name="latency"),
     path("traces/", pages.traces, name="traces"),
     path("traces/<str:trace_id>/", pages.trace_detail, name="trace-detail"),

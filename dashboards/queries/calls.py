@@ -17,7 +17,7 @@ def cost_by_user(scope: Scope, limit: int = 20) -> list[tuple[str, int, float]]:
     """(user id, calls, cost) — users are too many for the rollups, so this reads calls in the window."""
     where, params = scope.where("Timestamp")
     rows = run(
-        f"""SELECT UserId, count(), sum(ifNull(TotalCost, 0)) AS c FROM {CALLS_TABLE} FINAL WHERE {where}
+        f"""SELECT UserId, count(), sum(ifNull(TotalCost, 0)) AS c FROM {CALLS_TABLE} WHERE {where}
         GROUP BY UserId ORDER BY c DESC LIMIT {int(limit)}""",
         params,
     )

@@ -161,6 +161,28 @@ def breakdown(scope: Scope, dimension: str, *, limit: int = 20, order: str = "co
             for r in rows]
 
 
+def breakdowns(scope: Scope, dimensions: list[str], *, limit: int = 20) -> dict[str, list[BreakdownRow]]:
+    """Several ``breakdown``s (by cost) from one scan of the rollup, with ``GROUPING SETS``."""
+    columns = [DIMENSIONS[d] for d in dimensions]
+    src, where, params = scope.rollup_where()
+    sets = ", ".join(f"({c})" for c in columns)
+    which = "multiIf(" + ", ".join(f"grouping({c}) = 0, {i}" for i, c in enumerate(columns[:-1])) + \
+        f", {len(columns) - 1})" if len(columns) > 1 else "0"
+    key = "multiIf(" + ", ".join(f"grouping({c}) = 0, toString({c})" for c in columns[:-1]) + \
+        f", toString({columns[-1]}))" if len(columns) > 1 else f"toString({columns[0]})"
+    rows = run(
+        f"""SELECT {which} AS g, {key} AS k, sum(Calls), sum(Cost) AS c, sum(Errors), sum(UnpricedCalls),
+        sum(InputTokens), sum(OutputTokens), {_MERGE_LAT} FROM {src.table} WHERE {where}
+        GROUP BY GROUPING SETS ({sets}) ORDER BY g, c DESC, k LIMIT {int(limit)} BY g""",
+        params,
+    )
+    out: dict[str, list[BreakdownRow]] = {d: [] for d in dimensions}
+    for r in rows:
+        out[dimensions[int(r[0])]].append(BreakdownRow(str(r[1]), int(r[2]), int(r[4]), float(r[3]), int(r[5]),
+                                                       int(r[6]), int(r[7]), _q(r[8])))
+    return out
+
+
 @dataclass(frozen=True)
 class SeriesPoint:
     bucket: datetime
@@ -216,7 +238,21 @@ def unpriced_models(scope: Scope) -> list[tuple[str, str, int]]:
 
 
 def dimension_values(scope: Scope) -> dict[str, list[str]]:
-    """Values seen for each filter in the window (the filter dropdowns); ignores the filters themselves."""
+    """Values seen for each filter in the window (the filter dropdowns); ignores the filters themselves.
+
+    Cached for a minute per project and range: dropdown choices need not be live, and every page shows them.
+    """
+    from django.core.cache import cache
+
+    key = f"keel-dims:{scope.tenant_id}:{scope.filters.range_key}:{int(scope.filters.end.timestamp()) // 60}"
+    cached = cache.get(key)
+    if cached is None:
+        cached = _dimension_values(scope)
+        cache.set(key, cached, 60)
+    return cached  # type: ignore[no-any-return]
+
+
+def _dimension_values(scope: Scope) -> dict[str, list[str]]:
     src = scope.rollup
     where, params = scope.where(src.time_column, skip=tuple(DIMENSIONS), grain_seconds=src.grain_seconds)
     columns = list(DIMENSIONS.items())

@@ -70,8 +70,11 @@ def test_cost_page_lists_unpriced_models(client, project, ch, member) -> None:
     assert re.search(r"<td data-unpriced-model>mystery-model-9</td>", html)
     assert "/admin/ingestion/price/add/" in html
     figs = figures_in(html)
-    assert {"by_model", "by_provider", "by_service", "by_route", "by_cost_center", "by_user"} <= set(figs)
-    assert set(figs["by_user"]["data"][0]["y"]) == {"user-0", "user-1", "user-2"}
+    assert {"by_model", "by_provider", "by_service", "by_route", "by_cost_center"} <= set(figs)
+    assert figs["by_model"]["data"][0]["y"] == ["mystery-model-9", "dash-small-2024-07-18"]  # biggest at top
+    users = client.get("/cost/users/", {"project": project.slug}).json()
+    go.Figure(users)
+    assert set(users["data"][0]["y"]) == {"user-0", "user-1", "user-2"}
 
 
 def test_trace_detail_shows_spans_and_the_normalised_call(client, traffic_project, member, ch) -> None:

@@ -9,6 +9,16 @@
       var fig = JSON.parse(source.textContent);
       window.Plotly.newPlot(div, fig.data, fig.layout, { displaylogo: false, responsive: true });
     });
+    // Figures that are expensive to compute load after the page (e.g. spend by user from raw calls).
+    (root || document).querySelectorAll(".chart[data-figure-url]").forEach(function (div) {
+      fetch(div.dataset.figureUrl, { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+        .then(function (fig) {
+          div.innerHTML = "";
+          window.Plotly.newPlot(div, fig.data, fig.layout, { displaylogo: false, responsive: true });
+        })
+        .catch(function () { div.innerHTML = '<p class="empty">Could not load this chart.</p>'; });
+    });
   }
 
   function autoSubmit() {
