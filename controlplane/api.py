@@ -481,6 +481,35 @@ class BudgetDetailView(_ProjectCrud, generics.RetrieveUpdateDestroyAPIView):
     serializer_class = BudgetSerializer
 
 
+class ApproveSerializer(serializers.Serializer):
+    alert_id = serializers.IntegerField()
+    expected_version = serializers.IntegerField(required=False, allow_null=True, default=None)
+
+
+class PolicyApproveView(_Scoped):
+    @extend_schema(request=ApproveSerializer, responses={201: ActionSerializer},
+                   summary="Run what a 'require approval' policy proposed for an alert")
+    def post(self, request: Request, pk: int) -> Response:
+        from controlplane.routing import policies
+
+        policy = get_object_or_404(Policy, pk=pk, project=project_access(request).project)
+        body = ApproveSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            outcome = policies.approve(policy, body.validated_data["alert_id"], Actor.for_request(request),
+                                       expected_version=body.validated_data["expected_version"])
+        except StaleVersion as exc:
+            exc.route.refresh_from_db()
+            return Response({"detail": str(exc), "current": RouteSerializer(exc.route).data}, status=409)
+        except PushFailed as exc:
+            return Response({"detail": str(exc), "action": ActionSerializer(exc.action).data}, status=502)
+        except RoutingError as exc:
+            return Response({"detail": str(exc)}, status=400)
+        payload = ActionSerializer(outcome.action).data
+        payload["duplicate"] = outcome.duplicate
+        return Response(payload, status=200 if outcome.duplicate else 201)
+
+
 class AdapterListView(_ProjectCrud, generics.ListCreateAPIView):
     model = GatewayAdapter
     serializer_class = GatewayAdapterSerializer

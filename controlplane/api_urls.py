@@ -25,6 +25,7 @@ urlpatterns = [
     path("audit", api.AuditLogView.as_view(), name="api-audit"),
     path("policies", api.PolicyListView.as_view(), name="api-policies"),
     path("policies/<int:pk>", api.PolicyDetailView.as_view(), name="api-policy"),
+    path("policies/<int:pk>/approve", api.PolicyApproveView.as_view(), name="api-policy-approve"),
     path("budgets", api.BudgetListView.as_view(), name="api-budgets"),
     path("budgets/<int:pk>", api.BudgetDetailView.as_view(), name="api-budget"),
     path("gateway-adapters", api.AdapterListView.as_view(), name="api-gateway-adapters"),

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from controlplane.models import Action, Budget, Policy, Route
+from controlplane.models import Action, AuditEntry, Budget, Policy, Route
 from controlplane.models.routing import (
     SEVERITY_RANK,
     ActionKind,
@@ -107,8 +107,9 @@ def _pause_target(policy: Policy, alert: Any, route: Route) -> str | None:
     return None
 
 
-def _execute(policy: Policy, route: Route, alert: Any, actor: Actor, reason: str) -> services.Outcome:
-    common = {"alert": alert, "policy": policy, "automatic": True}
+def _execute(policy: Policy, route: Route, alert: Any, actor: Actor, reason: str, *,
+             automatic: bool = True, expected_version: int | None = None) -> services.Outcome:
+    common = {"alert": alert, "policy": policy, "automatic": automatic, "expected_version": expected_version}
     if policy.action == ActionKind.ROLLBACK:
         return services.rollback(route, actor, reason, **common)
     if policy.action == ActionKind.REROUTE:
@@ -119,6 +120,29 @@ def _execute(policy: Policy, route: Route, alert: Any, actor: Actor, reason: str
     if target is None:
         raise RoutingError("the alert does not name a deployment of this route to pause")
     return services.pause(route, actor, reason, deployment=target, **common)
+
+
+def approve(policy: Policy, alert_id: int, actor: Actor, *, expected_version: int | None = None) -> services.Outcome:
+    """An operator approves what a ``require approval`` (or ``suggest``) policy proposed for an alert."""
+    from anomaly.models import Alert
+
+    alert = Alert.objects.filter(pk=alert_id, project_id=policy.project_id).first()
+    if alert is None:
+        raise RoutingError(f"Unknown alert {alert_id}.")
+    route = policy.route or _route_for_alert(alert)
+    if route is None:
+        raise RoutingError(f"No route named {alert.route!r} is known.")
+    proposed = AuditEntry.objects.filter(project_id=policy.project_id, alert_id=alert.pk,
+                                         event__in=["policy.awaiting_approval", "policy.suggested"],
+                                         data__policy=policy.name).exists()
+    if not proposed:
+        raise RoutingError(f"Policy {policy.name!r} has not proposed an action for alert {alert_id}.")
+    outcome = _execute(policy, route, alert, actor, f"approved proposal of policy {policy.name!r} on alert {alert.pk}",
+                       automatic=False, expected_version=expected_version)
+    if not outcome.duplicate:
+        audit.append(policy.project, actor.label, "policy.approved", f"{policy.name}: {outcome.action.kind} approved",
+                     route=route, action_id=outcome.action.pk, alert_id=alert.pk, data={"policy": policy.name})
+    return outcome
 
 
 def on_alert_fired(alert_id: int, now: datetime | None = None) -> list[Decision]:

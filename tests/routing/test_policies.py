@@ -139,3 +139,23 @@ def test_budget_reroutes_to_the_cheapest_deployment(route, insert_calls) -> None
     assert policies.enforce_budgets() == ["rerouted chat-default to chat-default-v2"]
     assert route.revisions.get(is_active=True).effective_weights() == {"chat-default-v2": 100.0}
     assert policies.enforce_budgets() == []  # one response per period
+
+
+@pytest.mark.urls("tests.routing.urls")
+def test_operator_approves_a_proposed_action(route, insert_calls, operator_client, viewer_client) -> None:  # type: ignore[no-untyped-def]
+    policy = Policy.objects.create(project=route.project, name="needs a human", action="reroute", mode="approve",
+                                   reroute_to=route.deployments.get(gateway_id="chat-default-v2"), min_calls=1,
+                                   min_duration_s=0)
+    insert_calls(route.project.tenant_id, n=5)
+    alert = make_alert(route.project)
+    unrelated = make_alert(route.project)
+    assert [d.outcome for d in policies.on_alert_fired(alert.pk)] == ["awaiting_approval"]
+    url = f"/api/v1/policies/{policy.pk}/approve"
+    assert viewer_client.post(url, {"alert_id": alert.pk}, format="json").status_code == 403
+    refused = operator_client.post(url, {"alert_id": unrelated.pk}, format="json")
+    assert refused.status_code == 400 and "has not proposed" in refused.json()["detail"]
+    approved = operator_client.post(url, {"alert_id": alert.pk}, format="json")
+    assert approved.status_code == 201, approved.json()
+    assert approved.json()["alert_id"] == alert.pk and approved.json()["actor"].startswith("user:operator-")
+    assert route.revisions.get(is_active=True).effective_weights() == {"chat-default-v2": 100.0}
+    assert "policy.approved" in events(route.project)

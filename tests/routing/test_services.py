@@ -132,3 +132,18 @@ def test_policy_document_lists_active_weights(route) -> None:  # type: ignore[no
     (section,) = doc["routes"]
     assert section["route"] == "chat-default" and section["revision"] == 2
     assert section["weights"] == {"chat-default-v1": 90.0, "chat-default-v2": 10.0}
+
+
+def test_discovery_from_spans_is_tenant_scoped(project, insert_calls) -> None:  # type: ignore[no-untyped-def]
+    from controlplane.models import Project, Route
+
+    other = Project.objects.create(slug="other-tenant", name="other")
+    insert_calls(project.tenant_id, route="summarise", deployment="sum-a", model="model-a", n=3)
+    insert_calls(project.tenant_id, route="summarise", deployment="", model="model-b", n=2)
+    insert_calls(other.tenant_id, route="secret-route", deployment="x", n=2)
+    created = services.discover_from_spans(project)
+    assert sorted(d.gateway_id for d in created) == ["openai/model-b", "sum-a"]
+    assert list(Route.objects.filter(project=project).values_list("name", flat=True)) == ["summarise"]
+    route = Route.objects.get(project=project)
+    assert route.discovered and route.revisions.get(is_active=True).number == 1
+    assert services.discover_from_spans(project) == []  # idempotent
