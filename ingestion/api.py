@@ -27,6 +27,9 @@ from ingestion.selectors.usage import GROUP_COLUMNS, UsageQuery
 DEFAULT_LIMIT = 100
 DEFAULT_USAGE_WINDOW = timedelta(hours=24)
 RETRY_AFTER_SECONDS = 5
+# ClickHouse DateTime (seconds, UInt32) covers 1970-2106; keep windows inside it.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2105, 12, 31, tzinfo=UTC)
 
 _ERROR = inline_serializer("ApiError", {"detail": serializers.JSONField()})
 _ERRORS = {
@@ -51,7 +54,11 @@ class _WindowSerializer(serializers.Serializer):
         for name in ("since", "until"):
             if attrs.get(name) is not None:
                 value = attrs[name]
-                attrs[name] = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+                value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+                if not EARLIEST <= value <= LATEST:
+                    raise serializers.ValidationError(
+                        {name: f"Must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}."})
+                attrs[name] = value
         since, until = attrs.get("since"), attrs.get("until")
         if since is not None and until is not None and since >= until:
             raise serializers.ValidationError({"since": "Must be earlier than until."})

@@ -171,6 +171,7 @@ def test_no_cross_tenant_leakage(world) -> None:  # type: ignore[no-untyped-def]
     "{tenant:String}",
     "checkout\\' OR \\'1\\'=\\'1",
     "checkout; DROP TABLE llm_calls",
+    "\\N \t tab ☃ ünïcode",
 ])
 def test_sql_injection_in_filters_finds_nothing(world, ch, evil) -> None:  # type: ignore[no-untyped-def]
     for name in ("service", "route", "provider", "model"):
@@ -220,7 +221,10 @@ def test_usage_defaults_to_last_day_by_model(world, ch) -> None:  # type: ignore
     ("/api/v1/calls", {"trace_id": "xyz"}, "trace_id"),
     ("/api/v1/calls", {"cursor": "not-a-cursor"}, "cursor"),
     ("/api/v1/calls", {"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "since"),
+    ("/api/v1/calls", {"since": "0001-01-01T00:00:00Z"}, "since"),
+    ("/api/v1/usage", {"until": "9999-12-31T23:59:59Z"}, "until"),
     ("/api/v1/usage", {"group_by": "user"}, "group_by"),
+    ("/api/v1/calls", {"service": "nul\x00byte"}, "service"),
     ("/api/v1/usage", {"until": "2026-13-40"}, "until"),
 ])
 def test_bad_parameters_are_400_naming_the_field(world, path, params, field) -> None:  # type: ignore[no-untyped-def]
@@ -278,3 +282,11 @@ def test_openapi_schema_documents_parameters_and_responses() -> None:
     usage = schema["paths"]["/api/v1/usage"]["get"]
     assert {"since", "until", "group_by"} <= {p["name"] for p in usage["parameters"]}
     assert "UsageGroup" in schema["components"]["schemas"]
+
+
+def test_clickhouse_down_is_503_with_retry_after(world, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.KEEL_CLICKHOUSE_URL = "http://127.0.0.1:9/default"  # nothing listens on the discard port
+    for path in ("/api/v1/calls", "/api/v1/usage"):
+        response = client(world["key_a"]).get(path)
+        assert response.status_code == 503
+        assert response["Retry-After"] == "5" and "unavailable" in response.json()["detail"]
