@@ -21,6 +21,7 @@ REGISTRY: dict[str, str] = {
     "runtime_memory": "benchmarks.runtime_memory",
     "remediation": "benchmarks.remediation_latency",
     "dashboards": "benchmarks.dashboard_latency",
+    "ingest": "benchmarks.ingest_throughput",
 }
 
 
