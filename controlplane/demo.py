@@ -74,17 +74,26 @@ def ensure_demo_project(var: Path, admin_username: str = ADMIN_USERNAME) -> Demo
 
 @dataclass
 class BackfillState:
-    """Progress of the demo's one-time history backfill, resumable across restarts (``var/demo_backfill.json``)."""
+    """Progress of the demo's one-time history backfill, resumable across restarts (``var/demo_backfill.json``).
+
+    History is filled newest chunk first (so the last day's charts fill within minutes), each chunk oldest
+    minute first: ``[filled_from, end)`` is complete, and ``[chunk_start, chunk_done_until)`` of the chunk in
+    progress (which ends at ``filled_from``).
+    """
 
     path: Path
     tenant_id: str
     start: datetime
     end: datetime
-    done_until: datetime
+    filled_from: datetime
+    chunk_start: datetime
+    chunk_done_until: datetime
+
+    CHUNK = timedelta(hours=6)
 
     @property
     def complete(self) -> bool:
-        return self.done_until >= self.end
+        return self.filled_from <= self.start
 
     @classmethod
     def load_or_plan(cls, var: Path, project: Project, days: float, now: datetime) -> BackfillState:
@@ -92,20 +101,30 @@ class BackfillState:
         if path.exists():
             data = json.loads(path.read_text())
             if data.get("tenant_id") == project.tenant_id:
-                times = (datetime.fromisoformat(data[k]) for k in ("start", "end", "done_until"))
-                return cls(path, project.tenant_id, *times)
+                keys = ("start", "end", "filled_from", "chunk_start", "chunk_done_until")
+                return cls(path, project.tenant_id, *(datetime.fromisoformat(data[k]) for k in keys))
         end = now.replace(second=0, microsecond=0)
         start = end - timedelta(days=days)
-        state = cls(path, project.tenant_id, start, end, start)
+        state = cls(path, project.tenant_id, start, end, end, end, end)
         state.save()
         return state
 
-    def advance(self, done_until: datetime) -> None:
-        self.done_until = done_until
+    def next_chunk(self) -> tuple[datetime, datetime]:
+        """The ``[from, to)`` range to send next (resuming the chunk in progress)."""
+        if self.chunk_start >= self.filled_from:  # the previous chunk is done: plan the one before it
+            self.chunk_start = max(self.start, self.filled_from - self.CHUNK)
+            self.chunk_done_until = self.chunk_start
+            self.save()
+        return self.chunk_done_until, self.filled_from
+
+    def progress(self, done_until: datetime) -> None:
+        self.chunk_done_until = done_until
+        if done_until >= self.filled_from:
+            self.filled_from = self.chunk_start
         self.save()
 
     def save(self) -> None:
-        self.path.write_text(json.dumps({
-            "tenant_id": self.tenant_id, "start": self.start.isoformat(), "end": self.end.isoformat(),
-            "done_until": self.done_until.isoformat(), "saved_at": datetime.now(UTC).isoformat(),
-        }))
+        data = {k: getattr(self, k).isoformat() for k in
+                ("start", "end", "filled_from", "chunk_start", "chunk_done_until")}
+        self.path.write_text(json.dumps({"tenant_id": self.tenant_id, **data,
+                                         "saved_at": datetime.now(UTC).isoformat()}))

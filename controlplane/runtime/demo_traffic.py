@@ -66,7 +66,11 @@ class DemoTraffic:
         if state.complete:
             return
         started = time.monotonic()
-        log.info("demo backfill: sending history %s → %s", state.done_until.isoformat(), state.end.isoformat())
-        sent = self.simulation.backfill(state.done_until, state.end, on_progress=state.advance)
+        sent = 0
+        log.info("demo backfill: sending history %s → %s, newest first", state.start.isoformat(),
+                 state.filled_from.isoformat())
+        while not state.complete and not self.stop.is_set():
+            since, until = state.next_chunk()
+            sent += self.simulation.backfill(since, until, on_progress=state.progress)
         log.info("demo backfill: %d spans in %.0f s%s", sent, time.monotonic() - started,
                  "" if state.complete else " (interrupted; resumes on next start)")

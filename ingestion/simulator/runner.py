@@ -82,7 +82,8 @@ class Simulation:
         History has no incidents unless given: end-to-end tests replay a schedule anchored in the past, e.g.
         ``sim.backfill(now - 7d, now, incidents=incident_schedule(seed, origin=now - 3h, speed=2))``.
         """
-        model = TrafficModel(self.config.seed * 1000 + 1, incidents=incidents or [])
+        # Seeded by the range too, so consecutive chunks of history are not copies of each other.
+        model = TrafficModel(self.config.seed * 1_000_003 + int(start.timestamp() // 60), incidents=incidents or [])
         sender = self._sender(timeout=60)
         minute = start.replace(second=0, microsecond=0)
         sent = 0
@@ -95,8 +96,10 @@ class Simulation:
                     self.stats.backfilled = sent
                     if on_progress is not None:
                         on_progress(minute)
-            if sender.pending():
+            if sender.pending() and not self.stop.is_set():
                 sent += sender.flush()
+                if on_progress is not None:
+                    on_progress(minute)
         finally:
             self._release(sender)
         self.stats.backfilled = sent

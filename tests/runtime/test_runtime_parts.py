@@ -87,13 +87,22 @@ def test_first_start_creates_admin_and_demo_and_restarts_reuse_them(tmp_path: Pa
 
 
 @pytest.mark.django_db
-def test_backfill_progress_resumes(tmp_path: Path) -> None:
+def test_backfill_fills_newest_chunk_first_and_resumes_mid_chunk(tmp_path: Path) -> None:
     demo = ensure_demo_project(tmp_path)
     now = datetime(2026, 5, 1, 12, 30, 15, tzinfo=UTC)
-    state = BackfillState.load_or_plan(tmp_path, demo.project, 7, now)
-    assert state.end - state.start == timedelta(days=7) and state.done_until == state.start and not state.complete
-    state.advance(state.start + timedelta(days=2))
-    resumed = BackfillState.load_or_plan(tmp_path, demo.project, 7, now + timedelta(hours=1))
-    assert resumed.done_until == state.start + timedelta(days=2) and resumed.end == state.end
-    resumed.advance(resumed.end)
-    assert BackfillState.load_or_plan(tmp_path, demo.project, 7, now).complete
+    state = BackfillState.load_or_plan(tmp_path, demo.project, 1, now)
+    end = datetime(2026, 5, 1, 12, 30, tzinfo=UTC)
+    assert (state.start, state.end) == (end - timedelta(days=1), end) and not state.complete
+    assert state.next_chunk() == (end - timedelta(hours=6), end)
+    state.progress(end - timedelta(hours=5))  # an hour of the newest chunk sent, then a restart
+    resumed = BackfillState.load_or_plan(tmp_path, demo.project, 1, now + timedelta(hours=1))
+    assert resumed.next_chunk() == (end - timedelta(hours=5), end)
+    resumed.progress(end)
+    assert resumed.filled_from == end - timedelta(hours=6)
+    sent: list[tuple[datetime, datetime]] = []
+    while not resumed.complete:
+        since, until = resumed.next_chunk()
+        sent.append((since, until))
+        resumed.progress(until)
+    assert sent == [(end - timedelta(hours=h + 6), end - timedelta(hours=h)) for h in (6, 12, 18)]
+    assert BackfillState.load_or_plan(tmp_path, demo.project, 1, now).complete
