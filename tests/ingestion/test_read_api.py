@@ -290,3 +290,18 @@ def test_clickhouse_down_is_503_with_retry_after(world, settings) -> None:  # ty
         response = client(world["key_a"]).get(path)
         assert response.status_code == 503
         assert response["Retry-After"] == "5" and "unavailable" in response.json()["detail"]
+
+
+def test_a_re_stored_span_is_listed_once(world, ch) -> None:  # type: ignore[no-untyped-def]
+    # A retry batched with a new span: a different insert block, so only llm_calls' FINAL collapses the repeat.
+    again, new = list(world["rows_b"][0]), span(world["b"].tenant_id, minute=9, service="b-svc")
+    ch.command("SYSTEM STOP MERGES llm_calls")  # keep both copies on disk for the duration of the check
+    try:
+        ch.insert("otel_traces", [again, new], column_names=COLLECTOR_COLUMNS)
+        stored = ch.query("SELECT count() FROM llm_calls WHERE ProjectId = {t:String} AND SpanId = {s:String}",
+                          parameters={"t": world["b"].tenant_id, "s": again[2]}).result_rows[0][0]
+        spans = [r["span_id"] for r in get(world["key_b"], "/api/v1/calls")["results"]]
+    finally:
+        ch.command("SYSTEM START MERGES llm_calls")
+    assert stored == 2
+    assert sorted(spans) == sorted([new[2]] + [row[2] for row in world["rows_b"]])
