@@ -1,0 +1,80 @@
+"""The batch writer: concurrent requests share one insert; a request ClickHouse refuses does not sink the others."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from ingestion.clickhouse.client import get_client
+from ingestion.otlp.decoding import PROTOBUF, TRACES, decode
+from ingestion.receiver import request_id
+from ingestion.writer import BatchWriter, StoreUnavailable
+from tests.ingestion.test_otlp_support import count_calls, count_spans, genai_request
+
+
+class _Recording:
+    """The real client, counting landing inserts; optionally failing inserts whose block contains ``poison``."""
+
+    def __init__(self, gate: threading.Event | None = None, poison: bytes | None = None) -> None:
+        self.inserts: list[int] = []
+        self.gate = gate
+        self.poison = poison
+
+    def __call__(self) -> _Recording:
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(get_client(), name)
+        if name != "raw_insert":
+            return real
+
+        def raw_insert(table: str, columns: list[str], insert_block: bytes, fmt: str, settings: dict) -> Any:  # type: ignore[type-arg]
+            if self.gate is not None:
+                self.gate.wait(10)
+            if self.poison is not None and self.poison in insert_block:
+                raise RuntimeError("Code: 27. Cannot parse input")
+            self.inserts.append(len(insert_block))
+            return real(table, columns, insert_block=insert_block, fmt=fmt, settings=settings)
+
+        return raw_insert
+
+
+def _submit(writer: BatchWriter, tenant: str, service: str = "svc"):  # type: ignore[no-untyped-def]
+    export = decode(TRACES, genai_request(2, service=service).SerializeToString(), PROTOBUF)
+    return writer.submit(TRACES, tenant, export, request_id(tenant, TRACES, export.payload))
+
+
+@pytest.mark.django_db
+def test_requests_queued_during_an_insert_are_written_together(project) -> None:
+    gate = threading.Event()
+    client = _Recording(gate=gate)
+    writer = BatchWriter(client_factory=client)
+    first = _submit(writer, project.tenant_id)
+    while writer._queue:  # the writer thread took the first request and waits at the gate
+        threading.Event().wait(0.01)
+    rest = [_submit(writer, project.tenant_id, service=f"s{i}") for i in range(5)]
+    gate.set()
+    assert [f.result(30) for f in [first, *rest]] == [2] * 6
+    assert len(client.inserts) == 2  # one for the first request, one for the five that queued behind it
+    assert count_spans(project.tenant_id) == 12
+    assert count_calls(project.tenant_id) == 12
+
+
+@pytest.mark.django_db
+def test_a_request_clickhouse_refuses_fails_alone(project) -> None:
+    gate = threading.Event()
+    client = _Recording(gate=gate, poison=b"poison-service")
+    writer = BatchWriter(client_factory=client)
+    blocker = _submit(writer, project.tenant_id)
+    while writer._queue:
+        threading.Event().wait(0.01)
+    good = [_submit(writer, project.tenant_id, service=f"good{i}") for i in range(3)]
+    bad = _submit(writer, project.tenant_id, service="poison-service")
+    gate.set()
+    assert blocker.result(30) == 2
+    assert [f.result(30) for f in good] == [2, 2, 2]
+    with pytest.raises(StoreUnavailable, match="Cannot parse"):
+        bad.result(30)
+    assert count_spans(project.tenant_id) == 8
