@@ -109,7 +109,10 @@ def litellm_proxy(directory: Path, upstreams: dict[str, str], *, keel_url: str, 
         raise RuntimeError("litellm is not installed (pip install -e '.[dev]')")
     config = write_config(directory, upstreams, otel=ingest_key is not None)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DJANGO_", "KEEL_"))}
+    # Keel's own settings (DATABASE_URL on the PostgreSQL pass!) must not leak into LiteLLM: it would try to use
+    # that database through Prisma. Pull mode needs no LiteLLM database.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DJANGO_", "KEEL_", "LITELLM_"))
+           and k not in {"DATABASE_URL", "DIRECT_URL", "STORE_MODEL_IN_DB", "REDIS_URL", "CELERY_BROKER_URL"}}
     env.update({
         "LITELLM_LOCAL_MODEL_COST_MAP": "True", "KEEL_URL": keel_url, "KEEL_API_KEY": read_key,
         "KEEL_POLL_WAIT": "20", "PYTHONPATH": str(directory), "NO_PROXY": "127.0.0.1,localhost",
