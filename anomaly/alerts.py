@@ -377,6 +377,29 @@ def assign(alert: Alert, *, actor: Any, assignee: Any, reason: str = "", now: da
     return locked
 
 
+def raise_alert(
+    *, project: Project, title: str, detail: str, route: str = "", source: str = "routing",
+    now: datetime | None = None,
+) -> Alert | None:
+    """A page from another part of Keel (a failed push, a failed verification, a budget breach): critical, deduped
+    on source × route × title while open, and delivered like any detector alert."""
+    now = now or timezone.now()
+    obs = Observation(
+        project=project,
+        detector="routing",
+        series_key={"route": route, "source": source, "title": title[:120]},
+        title=title,
+        score=CRITICAL_SCORE,
+        episode_started_at=now,
+        metric=source,
+        method=source,
+        window_start=now,
+        window_end=now,
+        details={"detail": detail[:4000]},
+    )
+    return observe(obs, now=now)
+
+
 def renotify_due(project: Project, *, now: datetime | None = None) -> int:
     """Re-page firing, unacknowledged incident leaders per their re-notify policy, or once a snooze has ended."""
     now = now or timezone.now()

@@ -28,6 +28,7 @@ class DetectorKind(models.TextChoices):
     MULTIVARIATE = "multivariate", "Joint metrics (IsolationForest)"
     DRIFT = "drift", "Distribution drift (current vs reference)"
     CANARY = "canary", "New model version vs previous"
+    ROUTING = "routing", "Routing / remediation page"
 
 
 class Severity(models.TextChoices):

@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('fingerprint', models.CharField(help_text='sha256 of detector kind × series key.', max_length=64)),
-                ('detector', models.CharField(choices=[('latency_p95', 'Latency p95'), ('latency_p99', 'Latency p99'), ('ttft_p95', 'Time to first token p95'), ('output_tokens_per_second', 'Output tokens per second'), ('error_rate', 'Error rate'), ('cost_per_minute', 'Cost per minute'), ('cost_per_call', 'Cost per call'), ('tokens_per_call', 'Tokens per call'), ('volume', 'Call volume'), ('unpriced_share', 'Unpriced share'), ('multivariate', 'Joint metrics (IsolationForest)'), ('drift', 'Distribution drift (current vs reference)'), ('canary', 'New model version vs previous')], max_length=40)),
+                ('detector', models.CharField(choices=[('latency_p95', 'Latency p95'), ('latency_p99', 'Latency p99'), ('ttft_p95', 'Time to first token p95'), ('output_tokens_per_second', 'Output tokens per second'), ('error_rate', 'Error rate'), ('cost_per_minute', 'Cost per minute'), ('cost_per_call', 'Cost per call'), ('tokens_per_call', 'Tokens per call'), ('volume', 'Call volume'), ('unpriced_share', 'Unpriced share'), ('multivariate', 'Joint metrics (IsolationForest)'), ('drift', 'Distribution drift (current vs reference)'), ('canary', 'New model version vs previous'), ('routing', 'Routing / remediation page')], max_length=40)),
                 ('series_key', models.JSONField(default=dict, help_text='route, model_version or service of the watched series.')),
                 ('route', models.CharField(blank=True, db_index=True, max_length=200)),
                 ('title', models.CharField(max_length=300)),
@@ -62,7 +62,7 @@ class Migration(migrations.Migration):
             name='Detection',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('detector', models.CharField(choices=[('latency_p95', 'Latency p95'), ('latency_p99', 'Latency p99'), ('ttft_p95', 'Time to first token p95'), ('output_tokens_per_second', 'Output tokens per second'), ('error_rate', 'Error rate'), ('cost_per_minute', 'Cost per minute'), ('cost_per_call', 'Cost per call'), ('tokens_per_call', 'Tokens per call'), ('volume', 'Call volume'), ('unpriced_share', 'Unpriced share'), ('multivariate', 'Joint metrics (IsolationForest)'), ('drift', 'Distribution drift (current vs reference)'), ('canary', 'New model version vs previous')], max_length=40)),
+                ('detector', models.CharField(choices=[('latency_p95', 'Latency p95'), ('latency_p99', 'Latency p99'), ('ttft_p95', 'Time to first token p95'), ('output_tokens_per_second', 'Output tokens per second'), ('error_rate', 'Error rate'), ('cost_per_minute', 'Cost per minute'), ('cost_per_call', 'Cost per call'), ('tokens_per_call', 'Tokens per call'), ('volume', 'Call volume'), ('unpriced_share', 'Unpriced share'), ('multivariate', 'Joint metrics (IsolationForest)'), ('drift', 'Distribution drift (current vs reference)'), ('canary', 'New model version vs previous'), ('routing', 'Routing / remediation page')], max_length=40)),
                 ('series_key', models.JSONField(default=dict)),
                 ('metric', models.CharField(max_length=60)),
                 ('method', models.CharField(max_length=60)),
@@ -89,7 +89,7 @@ class Migration(migrations.Migration):
             name='DetectorConfig',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('latency_p95', 'Latency p95'), ('latency_p99', 'Latency p99'), ('ttft_p95', 'Time to first token p95'), ('output_tokens_per_second', 'Output tokens per second'), ('error_rate', 'Error rate'), ('cost_per_minute', 'Cost per minute'), ('cost_per_call', 'Cost per call'), ('tokens_per_call', 'Tokens per call'), ('volume', 'Call volume'), ('unpriced_share', 'Unpriced share'), ('multivariate', 'Joint metrics (IsolationForest)'), ('drift', 'Distribution drift (current vs reference)'), ('canary', 'New model version vs previous')], max_length=40)),
+                ('kind', models.CharField(choices=[('latency_p95', 'Latency p95'), ('latency_p99', 'Latency p99'), ('ttft_p95', 'Time to first token p95'), ('output_tokens_per_second', 'Output tokens per second'), ('error_rate', 'Error rate'), ('cost_per_minute', 'Cost per minute'), ('cost_per_call', 'Cost per call'), ('tokens_per_call', 'Tokens per call'), ('volume', 'Call volume'), ('unpriced_share', 'Unpriced share'), ('multivariate', 'Joint metrics (IsolationForest)'), ('drift', 'Distribution drift (current vs reference)'), ('canary', 'New model version vs previous'), ('routing', 'Routing / remediation page')], max_length=40)),
                 ('enabled', models.BooleanField(default=True)),
                 ('sensitivity', models.FloatField(default=0.5, help_text='0 (fewest alerts) … 1 (most alerts).')),
                 ('min_calls', models.PositiveIntegerField(default=0, help_text='Series with fewer calls over the window are skipped.')),
@@ -145,7 +145,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('route', models.CharField(blank=True, max_length=200)),
-                ('detector', models.CharField(blank=True, choices=[('latency_p95', 'Latency p95'), ('latency_p99', 'Latency p99'), ('ttft_p95', 'Time to first token p95'), ('output_tokens_per_second', 'Output tokens per second'), ('error_rate', 'Error rate'), ('cost_per_minute', 'Cost per minute'), ('cost_per_call', 'Cost per call'), ('tokens_per_call', 'Tokens per call'), ('volume', 'Call volume'), ('unpriced_share', 'Unpriced share'), ('multivariate', 'Joint metrics (IsolationForest)'), ('drift', 'Distribution drift (current vs reference)'), ('canary', 'New model version vs previous')], max_length=40)),
+                ('detector', models.CharField(blank=True, choices=[('latency_p95', 'Latency p95'), ('latency_p99', 'Latency p99'), ('ttft_p95', 'Time to first token p95'), ('output_tokens_per_second', 'Output tokens per second'), ('error_rate', 'Error rate'), ('cost_per_minute', 'Cost per minute'), ('cost_per_call', 'Cost per call'), ('tokens_per_call', 'Tokens per call'), ('volume', 'Call volume'), ('unpriced_share', 'Unpriced share'), ('multivariate', 'Joint metrics (IsolationForest)'), ('drift', 'Distribution drift (current vs reference)'), ('canary', 'New model version vs previous'), ('routing', 'Routing / remediation page')], max_length=40)),
                 ('severity', models.CharField(blank=True, choices=[('info', 'Info'), ('warning', 'Warning'), ('critical', 'Critical')], max_length=16)),
                 ('starts_at', models.DateTimeField()),
                 ('ends_at', models.DateTimeField()),

@@ -115,3 +115,13 @@ def test_alert_changes_reach_subscribers_of_the_project_group(  # type: ignore[n
     message = async_to_sync(layer.receive)(channel)
     assert (message["data"]["event"], message["data"]["state"], message["data"]["reason"]) == (
         "acknowledged", "acknowledged", "mine")
+
+
+def test_routing_pages_become_critical_alerts_deduped_while_open(project) -> None:  # type: ignore[no-untyped-def]
+    first = alerts.raise_alert(project=project, title="push to gateway failed", detail="HTTP 502", route="support",
+                               now=T0)
+    again = alerts.raise_alert(project=project, title="push to gateway failed", detail="HTTP 502", route="support",
+                               now=T0 + dt.timedelta(minutes=1))
+    assert first is not None and again.pk == first.pk
+    assert (first.detector, first.severity, first.route) == ("routing", "critical", "support")
+    assert first.detections.get().details == {"detail": "HTTP 502"}

@@ -25,6 +25,7 @@ def spans(
     service: str = "checkout",
     start: dt.datetime = START,
     seed: int = 0,
+    output_tokens: tuple[int, int] = (90, 110),
 ) -> list[list[object]]:
     """Rows for ``otel_traces``: ``calls_per_minute`` chat calls in each minute index of ``minutes``."""
     rng = np.random.default_rng(seed)
@@ -41,7 +42,7 @@ def spans(
                 "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "keel.route": route,
                 "gen_ai.request.model": model, "gen_ai.response.model": model,
                 "gen_ai.usage.input_tokens": str(int(rng.integers(180, 220))),
-                "gen_ai.usage.output_tokens": str(int(rng.integers(90, 110))),
+                "gen_ai.usage.output_tokens": str(int(rng.integers(*output_tokens))),
                 "gen_ai.response.finish_reasons": '["stop"]',
                 **({"error.type": "RateLimitError"} if error else {}),
             }
