@@ -89,7 +89,7 @@ class BatchWriter:
         max_batch_records: int | None = None,
     ) -> None:
         self.client_factory = client_factory
-        self.max_queued_records = max_queued_records or configured_int("KEEL_WRITER_MAX_QUEUED_RECORDS", 262_144)
+        self.max_queued_records = max_queued_records or configured_int("KEEL_WRITER_MAX_QUEUED_RECORDS", 65_536)
         self.max_batch_records = max_batch_records or configured_int("KEEL_WRITER_MAX_BATCH_RECORDS", 16_384)
         self._queue: collections.deque[_Item] = collections.deque()
         self._queued_records = 0

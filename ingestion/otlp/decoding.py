@@ -40,7 +40,6 @@ class DecodedExport:
     """A validated export request: what to store, and what was refused (for ``partial_success``)."""
 
     signal: str
-    message: Message
     payload: bytes
     records: int
     rejected: int = 0
@@ -187,7 +186,6 @@ def _validate_traces(message: Any, serialized: bytes | None) -> DecodedExport:
     rejected = bad_trace + bad_span + bad_parent
     return DecodedExport(
         TRACES,
-        message,
         serialized if serialized is not None else message.SerializeToString(),
         records=total - rejected,
         rejected=rejected,
@@ -218,7 +216,6 @@ def _validate_logs(message: Any, serialized: bytes | None) -> DecodedExport:
     )
     return DecodedExport(
         LOGS,
-        message,
         serialized if serialized is not None and not removals else message.SerializeToString(),
         records=total - bad,
         rejected=bad,
@@ -227,9 +224,14 @@ def _validate_logs(message: Any, serialized: bytes | None) -> DecodedExport:
 
 
 def without_spans(export: DecodedExport, drop: set[str]) -> bytes:
-    """Re-serialize a traces export without spans whose key is in ``drop`` and without repeats of one span."""
+    """Re-serialize a traces export without spans whose key is in ``drop`` and without repeats of one span.
+
+    Parses the payload again: keeping every queued request's decoded message alive for this rare case would
+    multiply the writer's memory.
+    """
+    message = ExportTraceServiceRequest.FromString(export.payload)
     seen: set[str] = set()
-    for rs in export.message.resource_spans:  # type: ignore[attr-defined]
+    for rs in message.resource_spans:
         for ss in rs.scope_spans:
             doomed = []
             for i, s in enumerate(ss.spans):
@@ -239,4 +241,4 @@ def without_spans(export: DecodedExport, drop: set[str]) -> bytes:
                 seen.add(key)
             for i in reversed(doomed):
                 del ss.spans[i]
-    return export.message.SerializeToString()
+    return message.SerializeToString()

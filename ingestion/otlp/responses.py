@@ -34,9 +34,9 @@ def export_response(signal: str, mtype: str, rejected: int = 0, message: str = "
     response = ExportTraceServiceResponse() if signal == TRACES else ExportLogsServiceResponse()
     if rejected or message:
         if signal == TRACES:
-            response.partial_success.rejected_spans = rejected  # type: ignore[union-attr]
+            response.partial_success.rejected_spans = rejected
         else:
-            response.partial_success.rejected_log_records = rejected  # type: ignore[union-attr]
+            response.partial_success.rejected_log_records = rejected
         response.partial_success.error_message = message
     return OtlpResponse(200, response.SerializeToString(), PROTOBUF)
 
