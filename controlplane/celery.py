@@ -17,3 +17,4 @@ from controlplane.schedule import setup_periodic_tasks  # noqa: E402
 
 app.on_after_configure.connect(setup_periodic_tasks)
 metrics.connect_celery_signals()
+metrics.install_worker_metrics_endpoint(app)

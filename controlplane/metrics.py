@@ -18,6 +18,7 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
     generate_latest,
+    start_http_server,
 )
 
 from django.http import HttpRequest, HttpResponse
@@ -98,3 +99,28 @@ def connect_celery_signals() -> None:
     signals.task_prerun.connect(_task_prerun, weak=False, dispatch_uid="keel-metrics-prerun")
     signals.task_postrun.connect(_task_postrun, weak=False, dispatch_uid="keel-metrics-postrun")
     signals.task_failure.connect(_task_failure, weak=False, dispatch_uid="keel-metrics-failure")
+
+
+def install_worker_metrics_endpoint(app: Any) -> None:
+    """``celery -A controlplane worker --metrics-port 9100``: serve this worker's metrics (production only).
+
+    Task counters live in the process that runs the task, so use ``--pool threads`` (as deploy/ does) for one
+    scrape target per worker; the embedded runtime needs none of this (its worker shares the web's /metrics).
+    """
+    import click
+
+    from celery import bootsteps
+
+    class MetricsEndpoint(bootsteps.StartStopStep):
+        def __init__(self, parent: Any, metrics_port: int | None = None, **options: Any) -> None:
+            super().__init__(parent, **options)
+            self.port = metrics_port
+
+        def start(self, parent: Any) -> None:
+            if self.port:
+                start_http_server(self.port, registry=REGISTRY)
+
+    app.user_options["worker"].add(click.Option(
+        ["--metrics-port"], type=int, default=None, help="Serve Prometheus metrics of this worker on this port."
+    ))
+    app.steps["worker"].add(MetricsEndpoint)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import requests
 
 from celery import Celery
 
@@ -28,6 +30,12 @@ def _wait_for(predicate, timeout: float = 30.0) -> bool:  # type: ignore[no-unty
             return True
         time.sleep(0.1)
     return False
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def test_worker_and_beat_threads_run_tasks_from_redis(redis_url: str, tmp_path: Path) -> None:
@@ -69,10 +77,12 @@ def test_production_worker_command_connects_to_redis(redis_url: str, tmp_path: P
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KEEL_", "DJANGO_"))}
     env.update({"CELERY_BROKER_URL": redis_url, "KEEL_VAR_DIR": str(tmp_path)})
     node = f"keeltest-{uuid.uuid4().hex[:8]}@localhost"
+    metrics_port = _free_port()
     log = (tmp_path / "worker.log").open("w")
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "--pool", "threads", "-c", "1",
-         "-n", node, "--without-mingle", "--without-gossip", "-Q", f"q-{node}", "-l", "WARNING"],
+         "-n", node, "--without-mingle", "--without-gossip", "-Q", f"q-{node}", "-l", "WARNING",
+         "--metrics-port", str(metrics_port)],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     app = Celery("probe", broker=redis_url, set_as_current=False)
@@ -80,6 +90,8 @@ def test_production_worker_command_connects_to_redis(redis_url: str, tmp_path: P
         assert _wait_for(lambda: bool(app.control.ping(destination=[node], timeout=1.0)), timeout=90), (
             (tmp_path / "worker.log").read_text()[-2000:]
         )
+        scrape = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        assert "keel_task_runs_total" in scrape and "process_resident_memory_bytes" in scrape
     finally:
         worker.terminate()  # SIGTERM = warm shutdown
         code = worker.wait(timeout=60)
