@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -10,21 +9,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from controlplane.models import Membership, Project, Role
+from ingestion.redaction import InvalidPattern, validate_extra_patterns
 
 EDITABLE_SETTINGS = ("name", "content_capture", "client_cost_wins", "ingest_rate_limit", "pii_extra_patterns")
-
-
-def validate_patterns(patterns: Any) -> list[str]:
-    """Extra PII patterns must be a list of regexes; RE2 (ClickHouse) is stricter than Python, checked on sync."""
-    if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
-        raise ValidationError({"pii_extra_patterns": "must be a list of non-empty regular expressions"})
-    for pattern in patterns:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValidationError(
-                {"pii_extra_patterns": f"{pattern!r} is not a valid regular expression: {exc}"}) from None
-    return patterns
 
 
 @transaction.atomic
@@ -33,7 +20,11 @@ def update_project(project: Project, changes: dict[str, Any]) -> Project:
     if unknown:
         raise ValidationError(dict.fromkeys(sorted(unknown), "is not an editable project setting"))
     if "pii_extra_patterns" in changes:
-        validate_patterns(changes["pii_extra_patterns"])
+        # Checked by the engine that will run them (ClickHouse RE2), not Python's re.
+        try:
+            changes["pii_extra_patterns"] = validate_extra_patterns(changes["pii_extra_patterns"])
+        except InvalidPattern as exc:
+            raise ValidationError({"pii_extra_patterns": str(exc)}) from None
     for name, value in changes.items():
         setattr(project, name, value)
     project.full_clean()
