@@ -8,8 +8,9 @@ Paging rules, so one incident is one page:
 
 * one open alert per fingerprint (detector × series) — a database constraint, so concurrent sweeps cannot double it;
 * a new episode within ``cooldown_minutes`` of the previous alert's auto-resolution re-opens that alert silently;
-* an alert whose group (same route, or same service) already has an open alert, or that opens within the cooldown
-  of another open incident of the project, joins that incident and does not page; only the leader notifies;
+* an alert whose group (same route, or same service) already has an open alert, or that opens within
+  ``CORRELATION_WINDOW`` of another open incident of the project, joins that incident and does not page; only
+  the incident's leader notifies;
 * a manually resolved alert is not re-opened by the same detector episode;
 * silences and snoozes suppress notifications, never detection or the audit trail.
 """
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 # A detector episode whose start moved by less than this is the same episode (the replayed window slides).
 SAME_EPISODE_TOLERANCE = timedelta(minutes=30)
 CRITICAL_SCORE = 3.0
+# Alerts on different routes opening this close together are taken to share a cause (one page).
+CORRELATION_WINDOW = timedelta(minutes=10)
 
 
 class AlertError(Exception):
@@ -216,9 +219,7 @@ def _create(obs: Observation, fp: str, now: datetime) -> Alert:
     )
     # Same route (or service): one incident. Anything else opening within the cooldown of an open incident is
     # most likely the same cause seen from another series (the service view of a route, a provider outage).
-    leader = leaders.filter(group_key=gk).first() or leaders.filter(
-        opened_at__gte=now - timedelta(minutes=obs.cooldown_minutes)
-    ).first()
+    leader = leaders.filter(group_key=gk).first() or leaders.filter(opened_at__gte=now - CORRELATION_WINDOW).first()
     alert = Alert.objects.create(
         project=obs.project,
         fingerprint=fp,
