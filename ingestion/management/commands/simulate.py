@@ -17,7 +17,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="Keel's base URL")
-        parser.add_argument("--key", required=True, help="a project ingest key (keel_...)")
+        parser.add_argument("--key", default="", help="a project ingest key (keel_...); required to send")
         parser.add_argument("--seed", type=int, default=7, help="same seed, same incident schedule")
         parser.add_argument("--backfill-days", type=float, default=0.0, help="history to send first (days)")
         parser.add_argument("--rate", type=float, default=0.5, help="average calls per second")
@@ -40,6 +40,8 @@ class Command(BaseCommand):
             backfill_days=options["backfill_days"], duration_s=options["duration"], incidents=kinds,
             speed=options["speed"],
         )
+        if not options["key"] and not options["print_schedule"]:
+            raise CommandError("--key is required: a project ingest key (keel_...), e.g. from the `serve` banner")
         stop = threading.Event()
         simulation = Simulation(config, stop=stop, log=self.stdout.write)
         if options["print_schedule"]:
