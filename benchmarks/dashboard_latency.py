@@ -91,6 +91,7 @@ def load(tenant: str, calls: int) -> float:
 
 def measure(repeat: int) -> dict[str, dict[str, float]]:
     from django.contrib.auth import get_user_model
+    from django.core.cache import cache
     from django.test import Client
 
     from controlplane.models import Membership, Project
@@ -113,8 +114,11 @@ def measure(repeat: int) -> dict[str, dict[str, float]]:
     for name, url in pages.items():
         joiner = "&" if "?" in url else "?"
         full = f"{url}{joiner}project=bench"
-        for _ in range(2):  # warm caches (dictionary, marks) as a running server would have them
-            assert client.get(full).status_code == 200, full
+        assert client.get(full).status_code == 200, full  # warm the process (templates, marks, dictionaries)
+        cache.clear()  # the first view of a long range pays for its quantile merges; report it separately
+        t0 = time.perf_counter()
+        assert client.get(full).status_code == 200, full
+        cold = (time.perf_counter() - t0) * 1000
         times = []
         for _ in range(repeat):
             t0 = time.perf_counter()
@@ -124,8 +128,9 @@ def measure(repeat: int) -> dict[str, dict[str, float]]:
         times.sort()
         out[name] = {"p50_ms": round(statistics.median(times), 1),
                      "p95_ms": round(times[min(len(times) - 1, round(0.95 * (len(times) - 1)))], 1),
-                     "max_ms": round(times[-1], 1)}
-        print(f"  {name:28s} p50 {out[name]['p50_ms']:7.1f} ms   p95 {out[name]['p95_ms']:7.1f} ms", flush=True)
+                     "max_ms": round(times[-1], 1), "cold_ms": round(cold, 1)}
+        print(f"  {name:28s} p50 {out[name]['p50_ms']:7.1f} ms   p95 {out[name]['p95_ms']:7.1f} ms   "
+              f"cold {cold:7.1f} ms", flush=True)
     return out
 
 
@@ -152,14 +157,17 @@ def child(calls: int, repeat: int) -> dict[str, object]:
             .result_rows[0][0] for t in ("llm_calls", "rollups_1m", "rollups_1h")}
     pages = measure(repeat)
     worst = max(p["p95_ms"] for p in pages.values())
+    worst_cold = max(p["cold_ms"] for p in pages.values())
     return {
         "benchmark": "dashboard_latency",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "calls": calls, "days": DAYS, "rows": rows, "load_seconds": round(load_seconds, 1),
         "repeat_per_page": repeat, "target_p95_ms": TARGET_P95_MS, "worst_p95_ms": worst,
-        "meets_target": worst <= TARGET_P95_MS, "pages": pages,
+        "meets_target": worst <= TARGET_P95_MS, "worst_cold_ms": worst_cold, "pages": pages,
         "notes": "Django test client in-process (server time: view + queries + templates), embedded chDB, "
-                 "rollups OPTIMIZEd after the load; 2 shared cores.",
+                 "rollups OPTIMIZEd after the load; p50/p95 over repeated views (ranges over 24 h serve "
+                 "rollup reads from a 60 s cache); cold_ms = first view after clearing the cache. "
+                 "Measured on 2 cores shared with other jobs (load average ~9).",
     }
 
 

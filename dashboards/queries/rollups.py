@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dashboards.filters import DIMENSIONS
-from dashboards.queries.scope import HOUR, P50, P95, P99, QUANTILES, Scope, bucket_seconds, run
+from dashboards.queries.scope import HOUR, P50, P95, P99, QUANTILES, Scope, bucket_seconds, cached, run
 
 _MERGE_LAT = f"quantilesMerge({QUANTILES})(LatencyQ)"
 _MERGE_TTFT = f"quantilesMerge({QUANTILES})(TtftQ)"
@@ -67,6 +67,7 @@ class Totals:
         return self.ttft[P95]
 
 
+@cached
 def totals(scope: Scope) -> Totals:
     src, where, params = scope.rollup_where()
     row = run(
@@ -87,6 +88,7 @@ class Spend:
     month_forecast: float
 
 
+@cached
 def spend(scope: Scope, now: datetime | None = None) -> Spend:
     """Spend windows independent of the page's range (dimension filters still apply), with a month-end forecast.
 
@@ -146,14 +148,16 @@ class BreakdownRow:
         return self.output_tokens / self.calls if self.calls else None
 
 
-def breakdown(scope: Scope, dimension: str, *, limit: int = 20, order: str = "cost") -> list[BreakdownRow]:
+@cached
+def breakdown(scope: Scope, dimension: str, *, limit: int = 20, order: str = "cost",
+              latency: bool = True) -> list[BreakdownRow]:
     """Totals grouped by one dimension (URL name, e.g. ``model``), biggest first."""
     column = DIMENSIONS[dimension]
     src, where, params = scope.rollup_where()
     order_by = {"cost": "3 DESC, 1", "calls": "2 DESC, 1"}[order]
     rows = run(
         f"""SELECT {column}, sum(Calls), sum(Cost), sum(Errors), sum(UnpricedCalls), sum(InputTokens),
-        sum(OutputTokens), {_MERGE_LAT} FROM {src.table} WHERE {where}
+        sum(OutputTokens), {_MERGE_LAT if latency else "[]"} FROM {src.table} WHERE {where}
         GROUP BY {column} ORDER BY {order_by} LIMIT {int(limit)}""",
         params,
     )
@@ -161,7 +165,9 @@ def breakdown(scope: Scope, dimension: str, *, limit: int = 20, order: str = "co
             for r in rows]
 
 
-def breakdowns(scope: Scope, dimensions: list[str], *, limit: int = 20) -> dict[str, list[BreakdownRow]]:
+@cached
+def breakdowns(scope: Scope, dimensions: list[str], *, limit: int = 20,
+               latency: bool = True) -> dict[str, list[BreakdownRow]]:
     """Several ``breakdown``s (by cost) from one scan of the rollup, with ``GROUPING SETS``."""
     columns = [DIMENSIONS[d] for d in dimensions]
     src, where, params = scope.rollup_where()
@@ -172,7 +178,7 @@ def breakdowns(scope: Scope, dimensions: list[str], *, limit: int = 20) -> dict[
         f", toString({columns[-1]}))" if len(columns) > 1 else f"toString({columns[0]})"
     rows = run(
         f"""SELECT {which} AS g, {key} AS k, sum(Calls), sum(Cost) AS c, sum(Errors), sum(UnpricedCalls),
-        sum(InputTokens), sum(OutputTokens), {_MERGE_LAT} FROM {src.table} WHERE {where}
+        sum(InputTokens), sum(OutputTokens), {_MERGE_LAT if latency else "[]"} FROM {src.table} WHERE {where}
         GROUP BY GROUPING SETS ({sets}) ORDER BY g, c DESC, k LIMIT {int(limit)} BY g""",
         params,
     )
@@ -196,8 +202,14 @@ class SeriesPoint:
     ttft: list[float | None]
 
 
-def series(scope: Scope, split: str | None = None, *, top: int = 8) -> list[SeriesPoint]:
-    """Time-bucketed metrics, optionally one series per value of ``split`` (the ``top`` busiest values)."""
+@cached
+def series(scope: Scope, split: str | None = None, *, top: int = 8, latency: bool = True,
+           ttft: bool = True) -> list[SeriesPoint]:
+    """Time-bucketed metrics, optionally one series per value of ``split`` (the ``top`` busiest values).
+
+    Quantile merges are the expensive part of a rollup read (they touch every stored sample), so callers that
+    chart only counts and cost switch them off.
+    """
     src, where, params = scope.rollup_where()
     step = max(bucket_seconds(scope.filters.span), src.grain_seconds)
     key = DIMENSIONS[split] if split else "''"
@@ -207,7 +219,8 @@ def series(scope: Scope, split: str | None = None, *, top: int = 8) -> list[Seri
                       f"ORDER BY sum(Calls) DESC LIMIT {int(top)})")
     rows = run(
         f"""SELECT toStartOfInterval({src.time_column}, INTERVAL {step} SECOND) AS b, {key} AS k, sum(Calls),
-        sum(Errors), sum(Cost), sum(OutputTokens), sum(DurationMsSum), {_MERGE_LAT}, {_MERGE_TTFT}
+        sum(Errors), sum(Cost), sum(OutputTokens), sum(DurationMsSum), {_MERGE_LAT if latency else "[]"},
+        {_MERGE_TTFT if ttft else "[]"}
         FROM {src.table} WHERE {where}{top_clause} GROUP BY b, k ORDER BY k, b""",
         params,
     )
@@ -215,6 +228,7 @@ def series(scope: Scope, split: str | None = None, *, top: int = 8) -> list[Seri
                         _q(r[8])) for r in rows]
 
 
+@cached
 def error_types(scope: Scope) -> list[tuple[str, int]]:
     """Errors by type (``_none`` is errors without a type attribute)."""
     src, where, params = scope.rollup_where()
@@ -226,6 +240,7 @@ def error_types(scope: Scope) -> list[tuple[str, int]]:
     return [("(untyped)" if r[0] == "_none" else str(r[0]), int(r[1])) for r in rows]
 
 
+@cached
 def unpriced_models(scope: Scope) -> list[tuple[str, str, int]]:
     """(provider, model, unpriced calls) for every model that had calls without a price in the window."""
     src, where, params = scope.rollup_where()
@@ -261,6 +276,7 @@ def _dimension_values(scope: Scope) -> dict[str, list[str]]:
     return {name: [v for v in values if v] for (name, _), values in zip(columns, row, strict=True)}
 
 
+@cached
 def slow_bucket_share(scope: Scope, route: str, metric: str, threshold: float) -> tuple[int, int]:
     """(buckets over ``threshold``, buckets with traffic) for a route's per-minute/hour p95 of ``metric``.
 

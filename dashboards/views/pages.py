@@ -28,8 +28,8 @@ def overview(request: HttpRequest) -> HttpResponse:
     scope = scope_of(request)
     totals = rollups.totals(scope)
     spend = rollups.spend(scope)
-    trend = rollups.series(scope)
-    top = rollups.breakdowns(scope, ["route", "model"], limit=8)
+    trend = rollups.series(scope, ttft=False)
+    top = rollups.breakdowns(scope, ["route", "model"], limit=8, latency=False)
     by_route, by_model = top["route"], top["model"]
     figs = {
         "calls": figures.timeseries(trend, lambda p: p.calls, "Calls", y_title="calls / bucket"),
@@ -63,12 +63,12 @@ def cost(request: HttpRequest) -> HttpResponse:
     totals = rollups.totals(scope)
     spend = rollups.spend(scope)
     figs = {}
-    tables = rollups.breakdowns(scope, [dim for dim, _ in COST_DIMENSIONS], limit=12)
+    tables = rollups.breakdowns(scope, [dim for dim, _ in COST_DIMENSIONS], limit=12, latency=False)
     for dim, label in COST_DIMENSIONS:
         rows = tables[dim]
         figs[f"by_{dim}"] = figures.bars([r.key for r in rows], [round(r.cost, 4) for r in rows],
                                          f"Spend by {label.lower()}", x_title="USD", text_format="$%{x:.2f}")
-    trend = rollups.series(scope, "model")
+    trend = rollups.series(scope, "model", latency=False, ttft=False)
     figs["trend"] = figures.timeseries(trend, lambda p: p.cost, "Spend over time by model version",
                                        y_title="USD / bucket", stack=True)
     unpriced = rollups.unpriced_models(scope)

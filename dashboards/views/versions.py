@@ -46,12 +46,12 @@ def versions(request: HttpRequest) -> HttpResponse:
     filters = filters_of(request)
     project = access_of(request).project
     base = scope_of(request)
-    routes = [r.key for r in rollups.breakdown(base, "route", limit=50, order="calls")]
+    routes = [r.key for r in rollups.breakdown(base, "route", limit=50, order="calls", latency=False)]
     route = filters.get("route") or (routes[0] if routes else "")
     scope = Scope(base.tenant_id, filters.with_values(route=route)) if route else base
     # Every version of the route, whatever the model filter says: the comparison needs them all.
     route_scope = Scope(base.tenant_id, replace(scope.filters, values={**scope.filters.values, "model": ""}))
-    points = rollups.series(route_scope, "model") if route else []
+    points = rollups.series(route_scope, "model", ttft=False) if route else []
     first_seen: dict[str, datetime] = {}
     for p in points:
         if p.calls and p.key not in first_seen:

@@ -76,8 +76,14 @@ PAGES = {
 }
 
 
-def test_every_page_renders_real_data(world, new_page, asgi_server) -> None:
+def test_every_page_renders_real_data(world, browser, new_page, asgi_server) -> None:
     slug = world["project"].slug
+    anonymous = browser.new_context(viewport={"width": 1280, "height": 800})
+    login = anonymous.new_page()
+    login.goto(f"{asgi_server}/cost/?project={slug}")
+    assert "/login/" in login.url  # pages need a session
+    screenshot(login, "login")
+    anonymous.close()
     page = new_page("admin-b", PASSWORD)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))

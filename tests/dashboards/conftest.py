@@ -26,12 +26,12 @@ def member(django_user_model, project):  # type: ignore[no-untyped-def]
     return make
 
 
-def make_route(project, name: str = "chat"):  # type: ignore[no-untyped-def]
+def make_route(project, name: str = "chat", environment: str = "prod"):  # type: ignore[no-untyped-def]
     """A route with two deployments and two revisions (r1 all on small, r2 all on large)."""
     from controlplane.routing import services
 
     actor = services.Actor("user:setup")
-    route = services.declare_route(project, name, actor=actor)
+    route = services.declare_route(project, name, environment, actor=actor)
     services.declare_deployment(route, "small-1", actor=actor, provider="openai", model="dash-small",
                                 model_version="dash-small-2024-07-18")
     services.declare_deployment(route, "large-1", actor=actor, provider="openai", model="dash-large",

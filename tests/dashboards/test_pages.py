@@ -131,3 +131,23 @@ def test_bad_filters_fall_back_to_defaults(client, traffic_project, member) -> N
     response = client.get("/", {"project": traffic_project.slug, "range": "99y", "from": "yesterday"})
     assert response.status_code == 200
     assert 'value="24h" data-autosubmit checked' in response.content.decode()
+
+
+def test_long_range_cache_never_crosses_projects_or_filters(ch, traffic_project) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from dashboards.filters import Filters
+    from dashboards.queries import rollups
+    from dashboards.queries.scope import Scope
+    from tests.dashboards.traffic import write_traffic
+
+    other = Project.objects.create(slug="cache-other", name="Other")
+    write_traffic(ch, other.tenant_id, minutes=10, per_minute=1)
+    now = datetime.now(UTC)
+    window = {"start": now - timedelta(days=30), "end": now, "range_key": "30d"}
+    mine = rollups.totals(Scope(traffic_project.tenant_id, Filters(**window)))
+    theirs = rollups.totals(Scope(other.tenant_id, Filters(**window)))
+    small = rollups.totals(Scope(traffic_project.tenant_id,
+                                 Filters(**window, values={"model": "dash-small-2024-07-18"})))
+    assert (mine.calls, theirs.calls, small.calls) == (720, 10, 240)
+    assert rollups.totals(Scope(other.tenant_id, Filters(**window))).calls == 10  # served from the cache
