@@ -138,20 +138,45 @@ def sweep_project(
     open_alerts = {a.fingerprint: a for a in Alert.objects.filter(project=project, state__in=OPEN_STATES)}
     if enabled:
         families = set().union(*(spec.families for spec in enabled))
-        for grouping in groupings:
-            matrix = load_series(project.tenant_id, grouping, window, families)
-            report.series[grouping.value] = len(matrix)
-            for spec in enabled:
-                _run_detector(project, spec, configs[spec.kind], matrix, open_alerts, report, now)
+        matrices = [load_series(project.tenant_id, grouping, window, families) for grouping in groupings]
+        report.series = {m.grouping.value: len(m) for m in matrices}
+        # Every grouping shares the grid, so each detector runs once over all of them (its time loop is the cost).
+        batch = _stack(matrices)
+        for spec in enabled:
+            _run_detector(project, spec, configs[spec.kind], batch, open_alerts, report, now)
     report.renotified = alerts.renotify_due(project, now=now)
     return report
+
+
+@dataclass
+class _Batch:
+    keys: list[dict[str, str]]  # series labels including their "grouping"
+    total_calls: FloatArray
+    columns: dict[str, FloatArray]
+    timestamps: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def _stack(matrices: list[SeriesMatrix]) -> _Batch:
+    keys = [{**key, "grouping": m.grouping.value} for m in matrices for key in m.keys]
+    names = set().union(*(m.columns for m in matrices))
+    width = matrices[0].window.minutes
+    columns = {
+        name: np.vstack([m.columns.get(name, np.full((len(m), width), np.nan)) for m in matrices])
+        if keys else np.zeros((0, width))
+        for name in names
+    }
+    total = np.concatenate([m.total_calls for m in matrices]) if keys else np.zeros(0)
+    return _Batch(keys, total, columns, matrices[0].timestamps)
 
 
 def _run_detector(
     project: Project,
     spec: MetricSpec,
     config: DetectorConfig,
-    matrix: SeriesMatrix,
+    matrix: _Batch,
     open_alerts: dict[str, Alert],
     report: SweepReport,
     now: datetime,
@@ -174,15 +199,14 @@ def _run_detector(
         )
     except Exception as exc:  # one detector's failure must not stop the others
         logger.exception("detector %s failed for project %s", spec.kind, project.slug)
-        report.failures.append(f"{spec.kind}/{matrix.grouping}: {type(exc).__name__}: {exc}")
+        report.failures.append(f"{spec.kind}: {type(exc).__name__}: {exc}")
         return
     report.detectors_run += 1
     latest: dict[int, tuple[Episode, int]] = {}
     for i, detection in enumerate(result.detections):
         if detection.series not in latest or detection.episode.start > latest[detection.series][0].start:
             latest[detection.series] = (detection.episode, i)
-    for row, key in enumerate(matrix.keys):
-        series_key = {**key, "grouping": matrix.grouping.value}
+    for row, series_key in enumerate(matrix.keys):
         fp = alerts.fingerprint(project, spec.kind, series_key)
         found = latest.get(row)
         try:
