@@ -6,7 +6,7 @@ one method alone.
 
 from anomaly.detectors.alerts import AlertPolicy, Episode, decide_alerts, fired_flags
 from anomaly.detectors.evidence import Evidence, PointScores
-from anomaly.detectors.multivariate import JOINT_FEATURES, JointScores, joint_scores
+from anomaly.detectors.multivariate import JOINT_FEATURES, JointModel, JointScores, fit_joint_model, joint_scores
 from anomaly.detectors.pipeline import Detection, DetectionResult, detect_batch
 from anomaly.detectors.presets import PRESETS, MetricKind, MetricPreset, Sensitivity, get_preset
 
@@ -18,6 +18,7 @@ __all__ = [
     "DetectionResult",
     "Episode",
     "Evidence",
+    "JointModel",
     "JointScores",
     "MetricKind",
     "MetricPreset",
@@ -26,6 +27,7 @@ __all__ = [
     "decide_alerts",
     "detect_batch",
     "fired_flags",
+    "fit_joint_model",
     "get_preset",
     "joint_scores",
 ]

@@ -2,7 +2,8 @@
 
 Rules, all in buckets of the series' cadence:
 
-* an alert fires once severity has been >= ``enter`` for ``min_consecutive`` buckets in a row;
+* an alert fires once severity has been >= ``enter`` for ``min_consecutive`` buckets in a row, or at once
+  on a single bucket >= ``fast_enter`` (when set): evidence that strong needs no confirmation;
 * it resolves only after ``clear_after`` buckets in a row below ``enter * exit_ratio`` (hysteresis, so a
   metric hovering around the threshold does not flap);
 * a breach within ``cooldown`` buckets after resolution re-opens the same incident silently instead of
@@ -32,12 +33,16 @@ class AlertPolicy:
     exit_ratio: float = 0.6
     clear_after: int = 5
     cooldown: int = 30
+    # None: no fast path (detect_batch then applies the metric preset's own, if any).
+    fast_enter: float | None = None
 
     def __post_init__(self) -> None:
         if self.min_consecutive < 1 or self.clear_after < 1 or self.cooldown < 0:
             raise ValueError("min_consecutive and clear_after must be >= 1 and cooldown >= 0")
         if not 0.0 < self.exit_ratio <= 1.0 or self.enter <= 0:
             raise ValueError("exit_ratio must be in (0, 1] and enter > 0")
+        if self.fast_enter is not None and not self.fast_enter >= self.enter:
+            raise ValueError("fast_enter must be >= enter")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +92,11 @@ def decide_alerts(severity: npt.ArrayLike, policy: AlertPolicy | None = None) ->
     if sev.shape[1] == 0:
         return []
     breach_run = run_lengths(sev >= policy.enter)
-    entries = _by_series(breach_run == policy.min_consecutive)
+    entry_mask = breach_run == policy.min_consecutive
+    if policy.fast_enter is not None and policy.min_consecutive > 1:
+        # Later candidates inside the same run are skipped by the episode walk below.
+        entry_mask |= (breach_run < policy.min_consecutive) & (sev >= policy.fast_enter)
+    entries = _by_series(entry_mask)
     if not entries:
         return []
     calm_run = run_lengths(sev < policy.enter * policy.exit_ratio)
@@ -104,7 +113,7 @@ def decide_alerts(severity: npt.ArrayLike, policy: AlertPolicy | None = None) ->
                 if reopened is None or reopened > end + policy.cooldown:
                     break
                 end = _first_after(series_recoveries, reopened)
-            start = fired - policy.min_consecutive + 1
+            start = fired - int(breach_run[series, fired]) + 1
             stop = sev.shape[1] if end is None else end + 1
             peak = start + int(np.argmax(sev[series, start:stop]))
             episodes.append(Episode(series, start, fired, end, peak, float(sev[series, peak])))

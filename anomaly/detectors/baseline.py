@@ -101,25 +101,35 @@ def _seasonal_part(
     weekly_after_days: int,
     smooth: int,
     scale_half_width: int,
+    start: int = 0,
 ) -> tuple[FloatArray, FloatArray]:
-    """Expected value and point scale from the same bucket on previous days; NaN where not available."""
+    """Expected value and point scale from the same bucket on previous days; NaN where not available.
+
+    Only buckets from ``start`` on are computed and returned (width ``n_time - start``): a periodic job
+    needs today's expectations, not last week's, and the days it skips were the bulk of the work.
+    """
     n_series, n_time = x.shape
     n_days = -(-n_time // periods_per_day)
-    padded = np.full((n_series, n_days * periods_per_day), np.nan)
-    padded[:, :n_time] = x
-    days = padded.reshape(n_series, n_days, periods_per_day)
+    first_day = start // periods_per_day
+    # Reference days reach back at most max_days (or four weeks once weekly lags apply).
+    reach = WEEKLY_LAG_DAYS[-1] if n_days - 1 >= weekly_after_days else max_days
+    ref_first = max(0, first_day - reach)
+    if n_time == n_days * periods_per_day and ref_first == 0:
+        days = x.reshape(n_series, n_days, periods_per_day)
+    else:
+        padded = np.full((n_series, (n_days - ref_first) * periods_per_day), np.nan, dtype=x.dtype)
+        padded[:, : n_time - ref_first * periods_per_day] = x[:, ref_first * periods_per_day :]
+        days = padded.reshape(n_series, n_days - ref_first, periods_per_day)
     # (series, bucket-of-day, day): medians over days then run along the contiguous last axis.
     by_bucket = np.ascontiguousarray(days.transpose(0, 2, 1))
-    expected = np.empty_like(days)
-    scale = np.empty_like(days)
-    expected[:, :min_days, :] = np.nan
-    scale[:, :min_days, :] = np.nan
-    for day in range(min_days, n_days):
+    expected = np.full((n_series, n_days - first_day, periods_per_day), np.nan, dtype=x.dtype)
+    scale = np.full_like(expected, np.nan)
+    for day in range(max(min_days, first_day), n_days):
         if day >= weekly_after_days:
             lags = [lag for lag in WEEKLY_LAG_DAYS if lag <= day]
         else:
             lags = list(range(1, min(max_days, day) + 1))
-        reference_t = by_bucket[:, :, [day - lag for lag in lags]]
+        reference_t = by_bucket[:, :, [day - lag - ref_first for lag in lags]]
         median = nanmedian_small_axis(reference_t, axis=2)
         k = len(lags)
         consistency, median_variance = _MEDIAN_OF_K[min(max(k, 2), 7)]
@@ -138,21 +148,27 @@ def _seasonal_part(
         # The expected value itself is uncertain; smoothing over neighbours only helps against the
         # uncorrelated part of the noise, so count a third of the window as independent.
         inflation = np.sqrt(1.0 + median_variance / max(1.0, (2 * smooth + 1) / 3.0))
-        expected[:, day, :] = smoothed
-        scale[:, day, :] = sigma * inflation
-    flat_expected = expected.reshape(n_series, -1)[:, :n_time]
-    flat_scale = scale.reshape(n_series, -1)[:, :n_time]
+        expected[:, day - first_day, :] = smoothed
+        scale[:, day - first_day, :] = sigma * inflation
+    offset = first_day * periods_per_day
+    flat_expected = expected.reshape(n_series, -1)[:, start - offset : n_time - offset]
+    flat_scale = scale.reshape(n_series, -1)[:, start - offset : n_time - offset]
     return flat_expected, flat_scale
 
 
-def _trailing_blocks(x: FloatArray, block: int, blocks: int) -> tuple[FloatArray, FloatArray]:
+def _trailing_blocks(x: FloatArray, block: int, blocks: int, start: int = 0) -> tuple[FloatArray, FloatArray]:
     """Cold-start baseline from strictly past data: medians of ``block``-bucket blocks.
 
     Expected value at t: median of the last ``blocks`` complete block medians before t's block. Scale:
     median of those blocks' MADs (point noise) combined with the spread of the block medians (how
     much the level moves within the window). Blocks keep this vectorised and cheap; a per-bucket
-    rolling median over a million-column batch was the slowest part of a sweep.
+    rolling median over a million-column batch was the slowest part of a sweep. Returns columns from
+    ``start`` on; only the blocks those need are computed.
     """
+    aligned = max(0, (start // block - blocks) * block)
+    if aligned:
+        expected, sigma = _trailing_blocks(x[:, aligned:], block, blocks)
+        return expected[:, start - aligned :], sigma[:, start - aligned :]
     n_series, n_time = x.shape
     n_blocks = -(-n_time // block)
     padded = np.full((n_series, n_blocks * block), np.nan)
@@ -170,7 +186,7 @@ def _trailing_blocks(x: FloatArray, block: int, blocks: int) -> tuple[FloatArray
     point_sigma = MAD_TO_SIGMA * nanmedian_small_axis(lagged_mad, axis=2)
     level_sigma = MAD_TO_SIGMA * nanmedian_small_axis(np.abs(lagged_median - expected[:, :, None]), axis=2)
     sigma = np.sqrt(point_sigma**2 * (1.0 + np.pi / (2.0 * block * blocks)) + level_sigma**2)
-    expand = np.repeat(np.arange(n_blocks), block)[:n_time]
+    expand = np.repeat(np.arange(n_blocks), block)[start:n_time]
     return expected[:, expand], sigma[:, expand]
 
 
@@ -183,18 +199,22 @@ def seasonal_baseline(
     min_days: int = 3,
     max_days: int = 7,
     weekly_after_days: int = 21,
+    start: int = 0,
 ) -> Baseline:
     """Expected value and noise scale for every bucket of a (series, time) batch in transformed units.
 
     Smoothing and scale windows are defined in minutes and converted to buckets of the series' cadence.
+    The whole of ``x`` is history; the returned arrays cover buckets ``start`` to the end only.
     """
     n_series, n_time = x.shape
+    start = min(max(start, 0), n_time)
     buckets_per_minute = (periods_per_day or 1440) / 1440.0
     smooth = round(SMOOTH_HALF_WIDTH_MINUTES * buckets_per_minute)
     scale_half_width = max(1, round(SCALE_HALF_WIDTH_MINUTES * buckets_per_minute))
     fallback_block = max(2, round(FALLBACK_BLOCK_MINUTES * buckets_per_minute))
-    expected = np.full((n_series, n_time), np.nan)
-    scale = np.full((n_series, n_time), np.nan)
+    width = n_time - start
+    expected = np.full((n_series, width), np.nan, dtype=x.dtype)
+    scale = np.full((n_series, width), np.nan, dtype=x.dtype)
     if periods_per_day and n_time > min_days * periods_per_day:
         expected, scale = _seasonal_part(
             x,
@@ -204,13 +224,14 @@ def seasonal_baseline(
             weekly_after_days=weekly_after_days,
             smooth=smooth,
             scale_half_width=scale_half_width,
+            start=start,
         )
     seasonal = np.isfinite(expected) & np.isfinite(scale)
     missing_cols = np.flatnonzero(~seasonal.all(axis=0))
     if missing_cols.size:
         # Only the columns up to the last one lacking a seasonal value need the cold-start path.
         stop = int(missing_cols[-1]) + 1
-        roll_expected, roll_scale = _trailing_blocks(x[:, :stop], fallback_block, FALLBACK_BLOCKS)
+        roll_expected, roll_scale = _trailing_blocks(x[:, : start + stop], fallback_block, FALLBACK_BLOCKS, start)
         expected[:, :stop] = np.where(seasonal[:, :stop], expected[:, :stop], roll_expected)
         scale[:, :stop] = np.where(seasonal[:, :stop], scale[:, :stop], roll_scale)
     scale = np.fmax(scale, min_scale)

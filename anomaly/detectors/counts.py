@@ -39,11 +39,16 @@ def _z_from_p(p: FloatArray) -> FloatArray:
 
 def _trailing_sum(x: FloatArray, window: int, *, include_current: bool) -> FloatArray:
     """Sum over the trailing ``window`` buckets along time (excluding the current one if asked)."""
-    csum = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(x, axis=1)], axis=1)
-    idx = np.arange(x.shape[1])
-    hi = idx + 1 if include_current else idx
-    lo = np.maximum(hi - window, 0)
-    return csum[:, hi] - csum[:, lo]
+    n_series, n_time = x.shape
+    csum = np.zeros((n_series, n_time + 1), dtype=x.dtype)
+    np.cumsum(x, axis=1, out=csum[:, 1:])
+    # Contiguous slices, not fancy indexing: hi = t (+1), lo = max(hi - window, 0).
+    hi = csum[:, 1:] if include_current else csum[:, :-1]
+    out = hi.copy()
+    shift = window - (1 if include_current else 0)
+    if shift < n_time:
+        out[:, shift:] -= csum[:, : n_time - shift]
+    return out
 
 
 def binomial_upper_z(events: FloatArray, trials: FloatArray, rate: FloatArray) -> FloatArray:
@@ -81,10 +86,30 @@ def rate_scores(
     *,
     reference_window: int = 1440,
     pools: tuple[int, ...] = POOLS,
+    start: int = 0,
 ) -> PointScores:
-    """Binomial excess test of events/trials against the trailing reference rate, per bucket and pooled."""
-    e = np.nan_to_num(np.asarray(events, dtype=np.float64), nan=0.0)
-    n = np.nan_to_num(np.asarray(trials, dtype=np.float64), nan=0.0)
+    """Binomial excess test of events/trials against the trailing reference rate, per bucket and pooled.
+
+    Scores buckets from ``start`` on (the returned arrays have that width); earlier buckets only feed the
+    reference rate and the pooled windows.
+    """
+    events = np.asarray(events, dtype=np.float64)
+    trials = np.asarray(trials, dtype=np.float64)
+    start = min(max(start, 0), events.shape[1])
+    # The reference rate needs reference_window buckets, and the dispersion averages that many residuals
+    # against it: twice the window (plus the longest pool) reproduces the full computation exactly.
+    context = max(0, start - 2 * reference_window - max(pools, default=1))
+    if context:
+        return rate_scores(
+            events[:, context:],
+            trials[:, context:],
+            preset,
+            reference_window=reference_window,
+            pools=pools,
+            start=start - context,
+        )
+    e = np.nan_to_num(events, nan=0.0)
+    n = np.nan_to_num(trials, nan=0.0)
     e = np.clip(e, 0.0, n)  # more errors than calls is a bad row, not an incident
     ref_e = _trailing_sum(e, reference_window, include_current=False)
     ref_n = _trailing_sum(n, reference_window, include_current=False)
@@ -113,7 +138,7 @@ def rate_scores(
     severity = z / preset.count_z_threshold
     with np.errstate(invalid="ignore", divide="ignore"):
         sd = np.sqrt(rate * (1.0 - rate) * dispersion / np.where(n > 0, n, np.nan))
-    return PointScores(
+    scores = PointScores(
         method="binomial_rate",
         observed=observed,
         severity=clean_severity(severity),
@@ -122,30 +147,61 @@ def rate_scores(
         floor=0.0,
         ceiling=1.0,
     )
+    return _slice_scores(scores, start)
 
 
-def volume_baseline(counts: FloatArray, periods_per_day: int | None) -> tuple[FloatArray, FloatArray, Baseline]:
-    """Expected count and overdispersion from a seasonal baseline on sqrt(counts).
+def _slice_scores(scores: PointScores, start: int) -> PointScores:
+    """The same scores for buckets ``start`` to the end."""
+    if start == 0:
+        return scores
+    window = (slice(None), slice(start, None))
+    return PointScores(
+        method=scores.method,
+        observed=scores.observed[window],
+        severity=scores.severity[window],
+        center=scores.center[window],
+        half_width=scores.half_width[window],
+        log_scale=scores.log_scale,
+        floor=scores.floor,
+        ceiling=scores.ceiling,
+    )
+
+
+def volume_baseline(
+    counts: FloatArray, periods_per_day: int | None, *, start: int = 0
+) -> tuple[FloatArray, FloatArray, Baseline]:
+    """Expected count and overdispersion from a seasonal baseline on sqrt(counts), for buckets ``start`` on.
 
     The square root stabilises Poisson variance (about 1/4 at any rate), so the baseline's noise scale
     translates straight into an overdispersion factor: 4 * scale**2.
     """
     root = np.sqrt(np.clip(counts, 0.0, None))
-    base = seasonal_baseline(root, periods_per_day=periods_per_day, min_scale=0.5)
+    base = seasonal_baseline(root, periods_per_day=periods_per_day, min_scale=0.5, start=start)
     expected = np.clip(base.expected, 0.0, None) ** 2
     # The baseline's scale also holds slow wander (a busy day); one bucket's own noise is better seen in
     # first differences, where slow components cancel: Var(diff sqrt(c)) ~ 2 * dispersion / 4.
-    point = 2.0 * _trailing_median_abs_diff(root) ** 2 * MAD_TO_SIGMA**2
+    point = 2.0 * _trailing_median_abs_diff(root, start=start) ** 2 * MAD_TO_SIGMA**2
     dispersion = np.clip(
         np.fmin(4.0 * base.scale**2, np.where(np.isfinite(point), point, np.inf)), 1.0, _MAX_DISPERSION
     )
     return expected, dispersion, base
 
 
-def _trailing_median_abs_diff(root: FloatArray, block: int = 240) -> FloatArray:
-    """Median |first difference| over the previous ``block`` buckets (block-wise, strictly past)."""
-    n_series, n_time = root.shape
+def _trailing_median_abs_diff(root: FloatArray, block: int = 240, *, start: int = 0) -> FloatArray:
+    """Median |first difference| over the previous ``block`` buckets (block-wise, strictly past).
+
+    Returns buckets ``start`` to the end; only the blocks they need are computed.
+    """
+    aligned = max(0, (start // block - 1) * block)
+    if aligned:
+        jumps = np.abs(np.diff(root[:, aligned - 1 :], axis=1))
+        return _median_abs_diff_blocks(jumps, block)[:, start - aligned :]
     jumps = np.abs(np.diff(root, axis=1, prepend=np.nan))
+    return _median_abs_diff_blocks(jumps, block)[:, start:]
+
+
+def _median_abs_diff_blocks(jumps: FloatArray, block: int) -> FloatArray:
+    n_series, n_time = jumps.shape
     n_blocks = -(-n_time // block)
     padded = np.full((n_series, n_blocks * block), np.nan)
     padded[:, :n_time] = jumps
@@ -155,15 +211,25 @@ def _trailing_median_abs_diff(root: FloatArray, block: int = 240) -> FloatArray:
 
 
 def volume_scores(
-    counts: FloatArray, preset: MetricPreset, periods_per_day: int | None, *, pools: tuple[int, ...] = POOLS
+    counts: FloatArray,
+    preset: MetricPreset,
+    periods_per_day: int | None,
+    *,
+    pools: tuple[int, ...] = POOLS,
+    start: int = 0,
 ) -> PointScores:
     """Poisson test of call volume against its seasonal expectation: spikes and drops, per bucket and pooled.
 
-    NaN means unknown (skipped); callers turn buckets known to be empty into zeros first.
+    NaN means unknown (skipped); callers turn buckets known to be empty into zeros first. Buckets from
+    ``start`` on are scored (the returned arrays have that width).
     """
-    c = np.asarray(counts, dtype=np.float64)
+    c_all = np.asarray(counts, dtype=np.float64)
+    start = min(max(start, 0), c_all.shape[1])
+    # Pooled windows reach back max(pools) buckets before the first scored one.
+    inner = max(0, start - max(pools, default=1))
+    c = c_all[:, inner:]
     c = np.where(c < 0, np.nan, c)
-    expected, dispersion, _ = volume_baseline(c, periods_per_day)
+    expected, dispersion, _ = volume_baseline(np.where(c_all < 0, np.nan, c_all), periods_per_day, start=inner)
     known = np.isfinite(c) & np.isfinite(expected)
     c0 = np.where(known, c, 0.0)
     lam0 = np.where(known, expected, 0.0)
@@ -182,7 +248,7 @@ def volume_scores(
         z = np.maximum(z, np.where(material, np.maximum(up, down), 0.0))
     severity = np.where(known, z / preset.count_z_threshold, 0.0)
     sd = np.sqrt(expected * dispersion)
-    return PointScores(
+    scores = PointScores(
         method="poisson_volume",
         observed=c,
         severity=clean_severity(severity),
@@ -190,3 +256,4 @@ def volume_scores(
         half_width=preset.count_z_threshold * sd,
         floor=0.0,
     )
+    return _slice_scores(scores, start - inner)

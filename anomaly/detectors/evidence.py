@@ -25,6 +25,11 @@ class PointScores:
     The band the UI draws is kept as ``center`` +/- ``half_width`` in the method's working units (log
     for multiplicative metrics) and converted to the metric's units only on request, for the rows
     asked: converting 10M points nobody looks at was a third of a sweep's time.
+
+    An incremental sweep scores only the newest buckets: then ``severity``, ``center`` and ``half_width``
+    hold buckets ``offset:`` of the grid (``observed`` always has the full width). Read them through
+    :meth:`severity_at`, :meth:`expected`, :meth:`lower` and :meth:`upper`, which take grid indices and
+    answer 0 / NaN before ``offset``; padding four 10M-point arrays with NaN cost more than the scoring.
     """
 
     method: str
@@ -35,6 +40,7 @@ class PointScores:
     log_scale: bool = False
     floor: float | None = None
     ceiling: float | None = None
+    offset: int = 0
 
     def _units(self, values: FloatArray) -> FloatArray:
         out = np.exp(values) if self.log_scale else np.asarray(values, dtype=np.float64)
@@ -42,14 +48,42 @@ class PointScores:
             out = np.clip(out, self.floor, self.ceiling)
         return out
 
+    def _take(self, array: FloatArray, index: Index, fill: float) -> FloatArray:
+        """``array`` read with a grid index: (row, column) or (row, slice of columns), or ``...``."""
+        if self.offset == 0:
+            return np.asarray(array[index])
+        width = self.offset + array.shape[-1]
+        if index is ...:
+            out = np.full((*array.shape[:-1], width), fill)
+            out[..., self.offset :] = array
+            return out
+        row, col = index
+        if isinstance(col, slice):
+            first, stop, step = col.indices(width)
+            if step != 1:
+                raise ValueError("only contiguous column slices are supported")
+            head = array[row, :0]
+            out = np.full((*head.shape[:-1], max(stop - first, 0)), fill)
+            lo = max(first, self.offset)
+            if stop > lo:
+                out[..., lo - first :] = array[row, lo - self.offset : stop - self.offset]
+            return out
+        col = int(col) + (width if int(col) < 0 else 0)
+        if col < self.offset:
+            return np.asarray(np.full(array[row, :0].shape[:-1], fill) if array[row, :0].ndim > 1 else fill)
+        return np.asarray(array[row, col - self.offset])
+
+    def severity_at(self, index: Index = ...) -> FloatArray:
+        return self._take(self.severity, index, 0.0)
+
     def expected(self, index: Index = ...) -> FloatArray:
-        return self._units(np.asarray(self.center[index]))
+        return self._units(self._take(self.center, index, np.nan))
 
     def lower(self, index: Index = ...) -> FloatArray:
-        return self._units(np.asarray(self.center[index] - self.half_width[index]))
+        return self._units(self._take(self.center, index, np.nan) - self._take(self.half_width, index, np.nan))
 
     def upper(self, index: Index = ...) -> FloatArray:
-        return self._units(np.asarray(self.center[index] + self.half_width[index]))
+        return self._units(self._take(self.center, index, np.nan) + self._take(self.half_width, index, np.nan))
 
 
 @dataclass(frozen=True, slots=True)

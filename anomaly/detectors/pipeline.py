@@ -7,7 +7,7 @@ minutes) and the backtest both call, so what is previewed is what pages.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -47,8 +47,13 @@ class DetectionResult:
         return [d.episode for d in self.detections]
 
 
+# With ``score_from``, this many buckets before it are scored too: the CUSUM and the pooled windows need
+# a run-up to carry their state into the scored window, and the evidence band needs some context.
+WARM_UP_BUCKETS = 360
+
+
 def _value_methods(
-    values: FloatArray, counts: FloatArray | None, preset: MetricPreset, periods_per_day: int | None
+    values: FloatArray, counts: FloatArray | None, preset: MetricPreset, periods_per_day: int | None, start: int
 ) -> list[PointScores]:
     if counts is not None:
         # Percentiles over a handful of calls are mostly noise: treat those buckets as unknown, which
@@ -58,10 +63,11 @@ def _value_methods(
     # On a linear scale a perfectly flat series would otherwise make a 0.1% wobble infinitely surprising.
     relative_floor = 0.01 if preset.transform == "identity" else 0.0
     baseline = seasonal_baseline(
-        x, periods_per_day=periods_per_day, min_scale=preset.min_scale, relative_floor=relative_floor
+        x, periods_per_day=periods_per_day, min_scale=preset.min_scale, relative_floor=relative_floor, start=start
     )
-    deviation, z = deviation_scores(values, baseline, preset)
-    return [deviation, cusum_scores(values, x, z, baseline, preset)]
+    window_values = values[:, start:]
+    deviation, z = deviation_scores(window_values, baseline, preset)
+    return [deviation, cusum_scores(window_values, x[:, start:], z, baseline, preset)]
 
 
 def _methods(
@@ -70,20 +76,42 @@ def _methods(
     events: FloatArray | None,
     preset: MetricPreset,
     periods_per_day: int | None,
+    start: int = 0,
 ) -> list[PointScores]:
+    """Every method's scores for buckets ``start`` to the end (all of ``values`` is history)."""
     if preset.count_model == "poisson":
-        return [volume_scores(values, preset, periods_per_day)]
+        return [volume_scores(values, preset, periods_per_day, start=start)]
     if preset.count_model == "binomial" and counts is not None:
         numerator = events if events is not None else np.rint(np.nan_to_num(values, nan=0.0) * counts)
-        return [rate_scores(numerator, counts, preset)]
-    return _value_methods(values, counts, preset, periods_per_day)
+        return [rate_scores(numerator, counts, preset, start=start)]
+    return _value_methods(values, counts, preset, periods_per_day, start)
+
+
+def _place(scores: PointScores, observed: FloatArray, start: int) -> PointScores:
+    """Scores of the window ``start:`` on the full grid: full-width ``observed``, the rest offset."""
+    if start == 0:
+        return scores
+    return replace(scores, observed=observed, offset=start)
+
+
+def _shift(episode: Episode, offset: int) -> Episode:
+    if offset == 0:
+        return episode
+    return Episode(
+        episode.series,
+        episode.start + offset,
+        episode.fired + offset,
+        None if episode.end is None else episode.end + offset,
+        episode.peak + offset,
+        episode.peak_severity,
+    )
 
 
 def _evidence(
     methods: list[PointScores], detection_series: int, episode: Episode, timestamps: npt.NDArray[np.int64], metric: str
 ) -> Evidence:
     at = episode.fired
-    best = max(methods, key=lambda m: float(m.severity[detection_series, at]))
+    best = max(methods, key=lambda m: float(m.severity_at((detection_series, at))))
     end_index = episode.fired if episode.end is None else episode.end
     return Evidence(
         method=best.method,
@@ -92,7 +120,7 @@ def _evidence(
         expected=float(best.expected((detection_series, at))),
         lower=float(best.lower((detection_series, at))),
         upper=float(best.upper((detection_series, at))),
-        score=float(best.severity[detection_series, at]),
+        score=float(best.severity_at((detection_series, at))),
         window_start=epoch_to_datetime(int(timestamps[episode.start])),
         window_end=epoch_to_datetime(int(timestamps[end_index])),
         details={
@@ -118,12 +146,19 @@ def detect_batch(
     events: npt.ArrayLike | None = None,
     sensitivity: Sensitivity = "medium",
     policy: AlertPolicy | None = None,
+    score_from: int | None = None,
 ) -> DetectionResult:
     """Run the metric's detector set over series (T,) or (S, T) on a shared regular grid.
 
     ``values`` is the metric itself (for ``volume``: the call count). ``counts`` is calls per bucket:
     the trials of a rate metric, or a low-volume guard for value metrics. ``events`` is the numerator
     of a rate (errors); without it, ``values * counts`` is used. Buckets with no data are NaN.
+
+    ``score_from`` (a bucket index) is the incremental mode of a periodic job: baselines still come from
+    the whole history passed in, but scores are computed only from ``score_from - WARM_UP_BUCKETS`` on
+    (the warm-up carries CUSUM state and gives the evidence band context). Earlier buckets get severity
+    0 and no band, so alerts can only start inside that window. Result arrays keep the full width and
+    indices stay those of the input. ``None`` scores every bucket (backtests, previews).
     """
     preset = get_preset(metric, sensitivity)
     batch = as_batch(values)
@@ -140,16 +175,49 @@ def detect_batch(
     grid = RegularGrid(int(epoch[0]) if epoch.size else 0, infer_step(epoch), batch.shape[1])
     if batch.size == 0:
         return DetectionResult(preset.kind, epoch, np.zeros(batch.shape), (), ())
+    n_time = batch.shape[1]
+    start = 0 if score_from is None else min(max(int(score_from) - WARM_UP_BUCKETS, 0), n_time - 1)
     try:
         # Absurd magnitudes (1e308) overflow to inf and are then scored as unknown; no need to warn.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            methods = _methods(batch, count_batch, event_batch, preset, grid.periods_per_day)
+            window_methods = _methods(batch, count_batch, event_batch, preset, grid.periods_per_day, start)
     except (ValueError, FloatingPointError, IndexError):
-        methods = _per_series(batch, count_batch, event_batch, preset, grid.periods_per_day)
-    severity = np.max(np.stack([m.severity for m in methods]), axis=0)
-    episodes = decide_alerts(severity, policy)
+        window_methods = _per_series(batch, count_batch, event_batch, preset, grid.periods_per_day, start)
+    window_severity = window_methods[0].severity
+    for m in window_methods[1:]:
+        window_severity = np.maximum(window_severity, m.severity)
+    episodes = [_shift(e, start) for e in decide_alerts(window_severity, _with_fast_path(policy, preset))]
+    if start:
+        methods = [_place(m, _full_observed(batch, count_batch, event_batch, preset), start) for m in window_methods]
+        severity = np.zeros(batch.shape)
+        severity[:, start:] = window_severity
+    else:
+        methods = window_methods
+        severity = window_severity
     detections = tuple(Detection(e.series, e, _evidence(methods, e.series, e, epoch, preset.kind)) for e in episodes)
     return DetectionResult(preset.kind, epoch, severity, tuple(methods), detections)
+
+
+def _full_observed(
+    batch: FloatArray, counts: FloatArray | None, events: FloatArray | None, preset: MetricPreset
+) -> FloatArray:
+    """What the methods report as observed, for the whole grid (rates: events / calls; else the values)."""
+    if preset.count_model == "binomial" and counts is not None and events is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(counts > 0, np.clip(events, 0.0, counts) / counts, np.nan)
+    if preset.count_model == "poisson":
+        return np.where(batch < 0, np.nan, batch)
+    if preset.count_model == "none" and counts is not None:
+        return np.where(counts >= preset.min_calls, batch, np.nan)
+    return batch
+
+
+def _with_fast_path(policy: AlertPolicy | None, preset: MetricPreset) -> AlertPolicy:
+    """The caller's policy, with the metric's single-bucket fast path unless the caller set one."""
+    policy = policy or AlertPolicy()
+    if policy.fast_enter is None and preset.fast_enter is not None:
+        return replace(policy, fast_enter=preset.fast_enter)
+    return policy
 
 
 def _per_series(
@@ -158,27 +226,27 @@ def _per_series(
     events: FloatArray | None,
     preset: MetricPreset,
     periods_per_day: int | None,
+    start: int = 0,
 ) -> list[PointScores]:
     """Retry one series at a time so a single bad series cannot silence the rest of the batch."""
     rows: list[list[PointScores]] = []
+    width = batch.shape[1] - start
     for i in range(batch.shape[0]):
         row_counts = None if counts is None else counts[i : i + 1]
         row_events = None if events is None else events[i : i + 1]
         try:
-            rows.append(_methods(batch[i : i + 1], row_counts, row_events, preset, periods_per_day))
+            rows.append(_methods(batch[i : i + 1], row_counts, row_events, preset, periods_per_day, start))
         except (ValueError, FloatingPointError, IndexError):
             logger.exception("detector %s failed on series %d; skipping it", preset.kind, i)
             rows.append([])
-    width = max(len(r) for r in rows)
-    template = next((r for r in rows if len(r) == width), [])
+    n_methods = max(len(r) for r in rows)
+    template = next((r for r in rows if len(r) == n_methods), [])
     merged: list[PointScores] = []
-    for j in range(width):
-        parts = [r[j] if len(r) == width else None for r in rows]
+    for j in range(n_methods):
+        parts = [r[j] if len(r) == n_methods else None for r in rows]
 
         def stack(field: str, fill: float, parts: list[PointScores | None] = parts) -> FloatArray:
-            return np.vstack(
-                [getattr(p, field) if p is not None else np.full((1, batch.shape[1]), fill) for p in parts]
-            )
+            return np.vstack([getattr(p, field) if p is not None else np.full((1, width), fill) for p in parts])
 
         merged.append(
             PointScores(
@@ -193,6 +261,6 @@ def _per_series(
             )
         )
     if not merged:
-        nan = np.full(batch.shape, np.nan)
-        merged = [PointScores("none", batch, np.zeros(batch.shape), nan, nan)]
+        nan = np.full((batch.shape[0], width), np.nan)
+        merged = [PointScores("none", batch[:, start:], np.zeros(nan.shape), nan, nan)]
     return merged

@@ -57,13 +57,26 @@ class MetricPreset:
     min_relative_change: float = 0.0
     min_calls: float = 3.0
     gaps_are_zero: bool = False
+    # Severity at which one bucket alone fires (see AlertPolicy.fast_enter). Only for the exact count
+    # tests, whose severities are calibrated tail probabilities; a p95 over few calls has single-bucket
+    # spikes that must not page.
+    fast_enter: float | None = None
 
+
+# Twice the threshold: for the count tests a tail probability below ~1e-19 at medium sensitivity.
+FAST_ENTER = 2.0
 
 PRESETS: dict[MetricKind, MetricPreset] = {
     MetricKind.LATENCY: MetricPreset(MetricKind.LATENCY, "log", "up", min_scale=0.02, min_relative_change=0.15),
     MetricKind.TTFT: MetricPreset(MetricKind.TTFT, "log", "up", min_scale=0.02, min_relative_change=0.15),
     MetricKind.ERROR_RATE: MetricPreset(
-        MetricKind.ERROR_RATE, "identity", "up", count_model="binomial", min_scale=0.005, min_relative_change=1.0
+        MetricKind.ERROR_RATE,
+        "identity",
+        "up",
+        count_model="binomial",
+        min_scale=0.005,
+        min_relative_change=1.0,
+        fast_enter=FAST_ENTER,
     ),
     MetricKind.COST: MetricPreset(MetricKind.COST, "log", "both", min_scale=0.02, min_relative_change=0.15),
     MetricKind.COST_PER_CALL: MetricPreset(
@@ -74,10 +87,22 @@ PRESETS: dict[MetricKind, MetricPreset] = {
         MetricKind.OUTPUT_TOKENS_PER_SECOND, "log", "both", min_scale=0.02, min_relative_change=0.1
     ),
     MetricKind.VOLUME: MetricPreset(
-        MetricKind.VOLUME, "identity", "both", count_model="poisson", min_relative_change=0.3, gaps_are_zero=True
+        MetricKind.VOLUME,
+        "identity",
+        "both",
+        count_model="poisson",
+        min_relative_change=0.3,
+        gaps_are_zero=True,
+        fast_enter=FAST_ENTER,
     ),
     MetricKind.UNPRICED_SHARE: MetricPreset(
-        MetricKind.UNPRICED_SHARE, "identity", "up", count_model="binomial", min_scale=0.005, min_relative_change=1.0
+        MetricKind.UNPRICED_SHARE,
+        "identity",
+        "up",
+        count_model="binomial",
+        min_scale=0.005,
+        min_relative_change=1.0,
+        fast_enter=FAST_ENTER,
     ),
     MetricKind.GENERIC: MetricPreset(MetricKind.GENERIC, "identity", "both", min_scale=1e-9),
 }
