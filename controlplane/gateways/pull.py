@@ -13,6 +13,7 @@ import json
 
 from asgiref.sync import sync_to_async
 
+from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from controlplane.apikeys import bearer_token, verify_key
@@ -46,6 +47,15 @@ def _project_for(header: str) -> Project | str:
 async def routing_policy(request: HttpRequest) -> HttpResponse:
     if request.method != "GET":
         return _error(405, "Method not allowed.")
+    try:
+        return await _routing_policy(request)
+    finally:
+        # The reads ran in this request's thread-sensitive executor thread, which ends with the request; close its
+        # connection so long-polls never strand persistent (CONN_MAX_AGE) PostgreSQL connections.
+        await sync_to_async(connections.close_all)()
+
+
+async def _routing_policy(request: HttpRequest) -> HttpResponse:
     resolved = await sync_to_async(_project_for)(request.headers.get("Authorization", ""))
     if isinstance(resolved, str):
         if resolved.startswith("forbidden:"):

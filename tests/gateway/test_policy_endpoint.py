@@ -6,7 +6,6 @@ import asyncio
 import time
 
 import pytest
-from asgiref.sync import sync_to_async
 
 from django.db import connection
 from django.test import AsyncClient
@@ -88,14 +87,17 @@ async def test_auth_is_required(setup, header, status) -> None:  # type: ignore[
     assert response.status_code == status and "detail" in response.json()
 
 
-async def test_ingest_only_key_is_forbidden_and_projects_are_isolated(setup, project) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def other_keys(transactional_db, project):  # type: ignore[no-untyped-def]
     from controlplane.models import Project
 
-    ingest = await sync_to_async(issue_key)(project, ["ingest"])
-    response = await KeyClient(ingest.secret).get("/api/v1/routing/policy")
+    other = Project.objects.create(slug="other-proj", name="other")
+    return issue_key(project, ["ingest"]).secret, issue_key(other, ["read"]).secret
+
+
+async def test_ingest_only_key_is_forbidden_and_projects_are_isolated(setup, other_keys) -> None:  # type: ignore[no-untyped-def]
+    ingest, other_read = other_keys
+    response = await KeyClient(ingest).get("/api/v1/routing/policy")
     assert response.status_code == 403
-    other = await sync_to_async(Project.objects.create)(slug="other-proj", name="other")
-    other_key = await sync_to_async(issue_key)(other, ["read"])
-    doc = (await KeyClient(other_key.secret).get(
-        "/api/v1/routing/policy")).json()
+    doc = (await KeyClient(other_read).get("/api/v1/routing/policy")).json()
     assert doc["routes"] == [] and doc["project"] == "other-proj"
