@@ -51,8 +51,8 @@ def require_role(role: Role) -> Callable[[View], View]:
 
 
 def access_of(request: HttpRequest) -> ProjectAccess:
-    return request.access  # type: ignore[attr-defined,no-any-return]
+    return request.access  # type: ignore[attr-defined]
 
 
 def filters_of(request: HttpRequest) -> Filters:
-    return request.filters  # type: ignore[attr-defined,no-any-return]
+    return request.filters  # type: ignore[attr-defined]

@@ -264,7 +264,7 @@ def dimension_values(scope: Scope) -> dict[str, list[str]]:
     if cached is None:
         cached = _dimension_values(scope)
         cache.set(key, cached, 60)
-    return cached  # type: ignore[no-any-return]
+    return cached
 
 
 def _dimension_values(scope: Scope) -> dict[str, list[str]]:

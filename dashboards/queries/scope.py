@@ -119,7 +119,7 @@ def cached(fn: F) -> F:
 
 
 def run(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return list(get_client().query(sql, parameters=params).result_rows)
+    return [tuple(row) for row in get_client().query(sql, parameters=params).result_rows]
 
 
 __all__ = ["HOUR", "MINUTE", "P50", "P90", "P95", "P99", "QUANTILES", "Scope", "bucket_seconds", "cached", "run",

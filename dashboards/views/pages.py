@@ -180,7 +180,7 @@ def coverage(request: HttpRequest) -> HttpResponse:
     filters = filters_of(request)
     rows = CoverageQuery(access_of(request).project.tenant_id, filters.start.replace(tzinfo=None),
                          filters.end.replace(tzinfo=None)).fetch()
-    figs = {}
+    figs: dict[str, figures.Figure] = {}
     if rows:
         labels = [f"{r.scope_name or '(no scope)'} {r.scope_version} · {r.service}" for r in rows]
         figs["coverage"] = {

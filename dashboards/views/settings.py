@@ -75,7 +75,8 @@ def issue_key(request: HttpRequest) -> HttpResponse:
     """Renders the page directly (no redirect) so the secret is shown exactly once and never stored."""
     try:
         issued = apikeys.issue_key(access_of(request).project, request.POST.getlist("scopes"),
-                                   name=request.POST.get("name", "").strip()[:100], created_by=request.user)
+                                   name=request.POST.get("name", "").strip()[:100],
+                                   created_by=request.user if request.user.is_authenticated else None)
     except ValueError as exc:
         _errors(request, exc)
         return _back(request)
