@@ -192,10 +192,9 @@ def _redacted_map_sql(map_expr: str, event_name: str = "''") -> str:
     """
     content = f"mapFilter((k, v) -> {is_content_event_attribute_sql(event_name, 'k')}, {map_expr})"
     redacted = f"mapUpdate({map_expr}, mapApply((k, v) -> (k, {redaction.redact_patterns_sql('v')}), {content}))"
-    redacted_content = f"mapFilter((k, v) -> {is_content_event_attribute_sql(event_name, 'k')}, {redacted})"
     custom = (
-        f"mapUpdate({redacted}, mapApply((k, v) -> (k, replaceRegexpAll(v, keel_extra, '[CUSTOM]')), "
-        f"{redacted_content}))"
+        f"mapUpdate({map_expr}, mapApply((k, v) -> (k, replaceRegexpAll({redaction.redact_patterns_sql('v')}, "
+        f"keel_extra, '[CUSTOM]')), {content}))"
     )
     emptied = f"mapUpdate({map_expr}, mapApply((k, v) -> (k, ''), {content}))"
     return (
@@ -214,7 +213,11 @@ def _nanos(expr: str) -> str:
 
 
 def traces_flatten_select(landing: str) -> str:
-    """Landing rows (one per OTLP request) → one ``otel_traces`` row per span."""
+    """Landing rows (one per OTLP request) → one ``otel_traces`` row per span.
+
+    The attribute maps are built in a middle subquery so the redaction expression refers to a column, not to
+    a copy of the map-building expression (keeps the query tree far below ClickHouse's size limit).
+    """
     return f"""SELECT
     keel_project AS ProjectId,
     {_nanos('s.start_time_unix_nano')} AS Timestamp,
@@ -227,28 +230,34 @@ def traces_flatten_select(landing: str) -> str:
         AS SpanKind,
     res['service.name'] AS ServiceName,
     res AS ResourceAttributes,
-    ss.scope.name AS ScopeName,
-    ss.scope.version AS ScopeVersion,
-    {_redacted_map_sql(attributes_map_sql('s.attributes'))} AS SpanAttributes,
+    scope_name AS ScopeName,
+    scope_version AS ScopeVersion,
+    {_redacted_map_sql('span_attrs')} AS SpanAttributes,
     if(s.end_time_unix_nano > s.start_time_unix_nano, s.end_time_unix_nano - s.start_time_unix_nano, 0) AS Duration,
     transform(s.status.code, [1, 2], ['Ok', 'Error'], 'Unset') AS StatusCode,
     s.status.message AS StatusMessage,
     arrayMap(e -> {_nanos('e.time_unix_nano')}, s.events) AS `Events.Timestamp`,
-    arrayMap(e -> e.name, s.events) AS `Events.Name`,
-    arrayMap(e -> {_redacted_map_sql(attributes_map_sql('e.attributes'), 'e.name')}, s.events)
-        AS `Events.Attributes`,
+    event_names AS `Events.Name`,
+    arrayMap((n, m) -> {_redacted_map_sql('m', 'n')}, event_names, event_attrs) AS `Events.Attributes`,
     arrayMap(l -> lower(hex(l.trace_id)), s.links) AS `Links.TraceId`,
     arrayMap(l -> lower(hex(l.span_id)), s.links) AS `Links.SpanId`,
     arrayMap(l -> l.trace_state, s.links) AS `Links.TraceState`,
     arrayMap(l -> {attributes_map_sql('l.attributes')}, s.links) AS `Links.Attributes`
 FROM (
-    SELECT keel_project, {_TENANT_SWITCHES}, {_resource_map_sql('rs.resource.attributes')} AS res,
-        rs.scope_spans AS scope_spans
-    FROM {landing}
-    ARRAY JOIN resource_spans AS rs
-)
-ARRAY JOIN scope_spans AS ss
-ARRAY JOIN ss.spans AS s"""
+    SELECT keel_project, keel_capture, keel_extra, res, ss.scope.name AS scope_name,
+        ss.scope.version AS scope_version, s,
+        {attributes_map_sql('s.attributes')} AS span_attrs,
+        arrayMap(e -> e.name, s.events) AS event_names,
+        arrayMap(e -> {attributes_map_sql('e.attributes')}, s.events) AS event_attrs
+    FROM (
+        SELECT keel_project, {_TENANT_SWITCHES}, {_resource_map_sql('rs.resource.attributes')} AS res,
+            rs.scope_spans AS scope_spans
+        FROM {landing}
+        ARRAY JOIN resource_spans AS rs
+    )
+    ARRAY JOIN scope_spans AS ss
+    ARRAY JOIN ss.spans AS s
+)"""
 
 
 def logs_flatten_select(landing: str) -> str:

@@ -447,3 +447,44 @@ def test_saturated_writer_is_503(client, project, key) -> None:
 @pytest.mark.django_db
 def test_get_is_not_allowed(client) -> None:
     assert client.get("/v1/traces").status_code == 405
+
+
+@pytest.mark.django_db
+def test_values_events_and_links_are_stored_the_collector_way(client, project, key) -> None:
+    req = genai_request(1)
+    span = req.resource_spans[0].scope_spans[0].spans[0]
+    a = span.attributes
+    a.add(key="b64").value.bytes_value = b"\x00\x01"
+    kv = a.add(key="kv").value.kvlist_value
+    kv.values.add(key="n").value.int_value = 3
+    kv.values.add(key="s").value.string_value = 'q"uote'
+    arr = a.add(key="nested").value.array_value
+    arr.values.add().bool_value = False
+    arr.values.add().array_value.values.add().string_value = "too deep"
+    ev = span.events.add(time_unix_nano=span.start_time_unix_nano + 5_000, name="gen_ai.user.message")
+    ev.attributes.add(key="content").value.string_value = "ping me at ann@example.com"
+    ev.attributes.add(key="role").value.string_value = "user"
+    other = span.events.add(time_unix_nano=span.start_time_unix_nano + 6_000, name="exception")
+    other.attributes.add(key="exception.type").value.string_value = "RateLimitError"
+    link = span.links.add(trace_id=b"\x0a" * 16, span_id=b"\x0b" * 8, trace_state="k=v")
+    link.attributes.add(key="why").value.string_value = "retry of"
+    span.kind = 2
+    span.status.code = 1
+    assert post(client, req.SerializeToString(), key).status_code == 200
+    row = get_client().query(
+        "SELECT SpanKind, StatusCode, SpanAttributes, Events.Name, Events.Attributes, Events.Timestamp, "
+        "Links.TraceId, Links.SpanId, Links.TraceState, Links.Attributes, Timestamp, Duration "
+        "FROM otel_traces WHERE ProjectId = {p:String}",
+        parameters={"p": project.tenant_id},
+    ).result_rows[0]
+    kind, status, attrs, names, event_attrs, event_ts, link_traces, link_spans, link_states, link_attrs, ts, dur = row
+    assert (kind, status) == ("Server", "Ok")
+    assert attrs["b64"] == "AAE="
+    assert json.loads(attrs["kv"]) == {"n": 3, "s": 'q"uote'}
+    assert attrs["nested"] == "[false,null]"  # values nested two levels deep are not decoded (documented)
+    assert names == ["gen_ai.user.message", "exception"]
+    assert event_attrs == [{"content": "ping me at [EMAIL]", "role": "user"}, {"exception.type": "RateLimitError"}]
+    assert event_ts[1] > event_ts[0] >= ts
+    assert (link_traces, link_spans, link_states) == (["0a" * 16], ["0b" * 8], ["k=v"])
+    assert link_attrs == [{"why": "retry of"}]
+    assert dur == 1_000_000_000
