@@ -25,7 +25,7 @@ _PEARSON_CLIP = 9.0
 _MAX_DISPERSION = 100.0
 # Buckets pooled for the windowed tests: 1 catches a sharp spike at once, the longer windows give a
 # low-volume route (a call or two a minute) enough calls to show a burst or a drop at all.
-POOLS = (1, 5, 15, 30)
+POOLS = (1, 2, 3, 5, 10, 15, 30)
 # Traffic wanders slowly (campaigns, retries, a busy afternoon) by about this fraction beyond Poisson
 # noise; over a pooled window that wander dominates, so it is added to the variance of pooled counts.
 VOLUME_WANDER = 0.1
@@ -76,6 +76,33 @@ def poisson_z(counts: FloatArray, mean: FloatArray) -> tuple[FloatArray, FloatAr
     low = (approx < -_PREFILTER_Z) & (mean > 0)
     if low.any():
         down[low] = _z_from_p(special.gammaincc(counts[low] + 1.0, mean[low]))
+    return up, down
+
+
+def negbin_z(counts: FloatArray, mean: FloatArray, inv_shape: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """z-scores of P(X >= counts) and P(X <= counts) for a negative binomial with this mean and 1/shape.
+
+    Var = mean + inv_shape * mean**2: gamma-mixed Poisson, the usual model of over-dispersed traffic.
+    Unlike a quasi-Poisson rescaling it keeps the lower tail light, so a busy route losing 90% of its
+    calls is a near-impossible draw at once rather than after several minutes. Near-zero ``inv_shape``
+    falls back to the Poisson tails.
+    """
+    poisson = inv_shape < 1e-6
+    up, down = poisson_z(np.where(poisson, counts, 0.0), np.where(poisson, mean, 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sd = np.sqrt(mean + inv_shape * mean**2)
+        approx = (counts - mean) / np.where(sd > 0, sd, np.nan)
+    # The prefilter is looser than for Poisson: the gamma-mixed lower tail is lighter than a normal one.
+    high = ~poisson & (approx > 1.5) & (counts > 0) & (mean > 0)
+    low = ~poisson & (approx < -1.5) & (mean > 0)
+    if high.any():
+        k = 1.0 / inv_shape[high]
+        p = k / (k + mean[high])
+        up[high] = _z_from_p(special.betainc(counts[high], k, 1.0 - p))
+    if low.any():
+        k = 1.0 / inv_shape[low]
+        p = k / (k + mean[low])
+        down[low] = _z_from_p(special.betainc(k, counts[low] + 1.0, p))
     return up, down
 
 
@@ -233,12 +260,20 @@ def volume_scores(
     known = np.isfinite(c) & np.isfinite(expected)
     c0 = np.where(known, c, 0.0)
     lam0 = np.where(known, expected, 0.0)
+    # Each bucket: Var = dispersion * mean = mean + (dispersion - 1) * mean, i.e. a negative binomial
+    # whose extra (gamma) variance is (dispersion - 1) * mean; pooled windows add their buckets' extra
+    # variance and the slow wander, and are matched to one negative binomial by their first two moments.
+    extra0 = np.where(known, (dispersion - 1.0) * expected, 0.0)
     z = np.zeros(c0.shape)
     for pool in pools:
         pooled_c = _trailing_sum(c0, pool, include_current=True) if pool > 1 else c0
         pooled_lam = _trailing_sum(lam0, pool, include_current=True) if pool > 1 else lam0
-        pooled_dispersion = dispersion + VOLUME_WANDER**2 * pooled_lam if pool > 1 else dispersion
-        up, down = poisson_z(pooled_c / pooled_dispersion, pooled_lam / pooled_dispersion)
+        pooled_extra = _trailing_sum(extra0, pool, include_current=True) if pool > 1 else extra0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            inv_shape = np.where(pooled_lam > 0, pooled_extra / pooled_lam**2, 0.0)
+        if pool > 1:
+            inv_shape = inv_shape + VOLUME_WANDER**2
+        up, down = negbin_z(pooled_c, pooled_lam, inv_shape)
         with np.errstate(invalid="ignore", divide="ignore"):
             material = np.abs(pooled_c - pooled_lam) >= preset.min_relative_change * pooled_lam
         if preset.direction == "up":
@@ -249,7 +284,7 @@ def volume_scores(
     severity = np.where(known, z / preset.count_z_threshold, 0.0)
     sd = np.sqrt(expected * dispersion)
     scores = PointScores(
-        method="poisson_volume",
+        method="negbin_volume",
         observed=c,
         severity=clean_severity(severity),
         center=expected,

@@ -122,7 +122,7 @@ def test_volume_drop_is_caught(kept: float) -> None:
     assert len(result.detections) == 1
     assert INCIDENT_AT <= result.detections[0].episode.fired <= INCIDENT_AT + 5
     evidence = result.detections[0].evidence
-    assert evidence.method == "poisson_volume" and evidence.observed < evidence.lower
+    assert evidence.method == "negbin_volume" and evidence.observed < evidence.lower
 
 
 def test_volume_spike_is_caught_and_clean_volume_is_quiet() -> None:
