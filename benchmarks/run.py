@@ -22,6 +22,8 @@ REGISTRY: dict[str, str] = {
     "remediation": "benchmarks.remediation_latency",
     "dashboards": "benchmarks.dashboard_latency",
     "ingest": "benchmarks.ingest_throughput",
+    "detection_quality": "benchmarks.detection_quality",
+    "detector_sweep": "benchmarks.detector_sweep",
 }
 
 
