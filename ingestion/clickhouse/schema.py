@@ -202,12 +202,10 @@ def llm_calls(t: Topology) -> list[str]:
     ScopeVersion LowCardinality(String),
     Conventions Array(LowCardinality(String)),
     Truncated UInt8,
-    InputContent String CODEC(ZSTD(3)) {content_ttl},
-    OutputContent String CODEC(ZSTD(3)) {content_ttl},
+    InputContent String CODEC(ZSTD(1)) {content_ttl},
+    OutputContent String CODEC(ZSTD(1)) {content_ttl},
     INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
-    INDEX idx_user UserId TYPE bloom_filter(0.01) GRANULARITY 2,
-    INDEX idx_content_in lower(InputContent) TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 4,
-    INDEX idx_content_out lower(OutputContent) TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 4
+    INDEX idx_user UserId TYPE bloom_filter(0.01) GRANULARITY 2
 ) ENGINE = {t.engine('Replacing', CALLS_TABLE)}
 PARTITION BY toDate(Timestamp)
 ORDER BY (ProjectId, toDate(Timestamp), Route, ResponseModel, Timestamp, TraceId, SpanId)
