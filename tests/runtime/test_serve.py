@@ -52,6 +52,7 @@ class Served:
     tenant: str
     process: subprocess.Popen[str]
     log: Path
+    simulated: int = 0  # spans the simulate command reported as accepted
 
     def output(self) -> str:
         return self.log.read_text()
@@ -130,7 +131,8 @@ c = get_client()
 p = {"t": "TENANT", "name": "chat e2e-before-restart", "app": "e2e-app"}
 stored = c.query("SELECT count() FROM otel_traces WHERE ProjectId = {t:String} AND SpanName = {name:String}",
                  parameters=p).result_rows[0][0]
-calls = c.query("SELECT uniqExact(ServiceName), uniqExact(Route), uniqExact(Provider), countIf(TtftMs IS NOT NULL) "
+calls = c.query("SELECT uniqExact(ServiceName), uniqExact(Route), uniqExact(Provider), countIf(TtftMs IS NOT NULL), "
+                "count() "
                 "FROM llm_calls WHERE ProjectId = {t:String} AND ServiceName != {app:String}",
                 parameters=p).result_rows[0]
 print(json.dumps([stored, list(calls)]))
@@ -180,12 +182,13 @@ def test_simulate_with_a_wrong_key_or_url_is_one_line(served: Served) -> None:
 
 
 def test_simulate_sends_real_otlp(served: Served) -> None:
-    sent = _run(served.var, "simulate", "--url", served.url, "--key", served.key, "--rate", "20", "--duration", "5",
+    sent = _run(served.var, "simulate", "--url", served.url, "--key", served.key, "--rate", "40", "--duration", "6",
                 "--seed", "3")
     assert sent.returncode == 0, sent.stderr
     assert "live spans" in sent.stdout
     live = int(sent.stdout.strip().splitlines()[-1].split(" and ")[1].split()[0])
-    assert live > 20
+    assert live > 0
+    served.simulated = live
 
 
 def test_sigint_stops_cleanly_and_data_survives(served: Served) -> None:
@@ -197,8 +200,9 @@ def test_sigint_stops_cleanly_and_data_survives(served: Served) -> None:
     assert "Traceback" not in out
     after = _run(served.var, "shell", "-c", STORED_QUERY.replace("TENANT", served.tenant))
     assert after.returncode == 0, after.stderr
-    stored, (services, routes, providers, with_ttft) = json.loads(after.stdout.strip().splitlines()[-1])
+    stored, (services, routes, providers, with_ttft, calls) = json.loads(after.stdout.strip().splitlines()[-1])
     assert stored == 1
+    assert calls == served.simulated, "every span the simulator was told was accepted is stored, once"
     assert services == 3 and routes == 3 and providers >= 2 and with_ttft > 0
 
 
