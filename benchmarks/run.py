@@ -24,6 +24,8 @@ REGISTRY: dict[str, str] = {
     "ingest": "benchmarks.ingest_throughput",
     "detection_quality": "benchmarks.detection_quality",
     "detector_sweep": "benchmarks.detector_sweep",
+    "detector_sweep_e2e": "benchmarks.detector_sweep_e2e",
+    "normalise": "benchmarks.normalise",
 }
 
 
