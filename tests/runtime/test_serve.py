@@ -217,3 +217,20 @@ def test_port_in_use_is_one_sentence(tmp_path: Path) -> None:
         f"keel: Port {port} on 127.0.0.1 is not available (Address already in use): stop whatever uses it or pick "
         "another port (make run PORT=8001, or manage.py serve --port 8001)."
     ]
+
+
+def test_with_a_redis_broker_serve_is_web_only(tmp_path: Path, redis_url: str) -> None:
+    """Production shape: the broker is Redis, so workers/beat run elsewhere and serve runs no Celery threads."""
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    env = _env(tmp_path) | {"CELERY_BROKER_URL": redis_url, "KEEL_REDIS_URL": redis_url}
+    process = subprocess.Popen([sys.executable, "manage.py", "serve", "--no-demo", "--port", str(port)], cwd=ROOT,
+                               env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", process, log)
+        ready = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10).json()
+        assert ready["checks"]["broker"]["ok"]
+        assert "web only; run `celery -A controlplane worker`" in log.read_text()
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 0, log.read_text()[-2000:]
