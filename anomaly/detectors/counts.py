@@ -11,6 +11,7 @@ judged against their own variability.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from scipy import special
 
 from anomaly.detectors.baseline import MAD_TO_SIGMA, Baseline, nanmedian_small_axis, seasonal_baseline
@@ -51,13 +52,36 @@ def _trailing_sum(x: FloatArray, window: int, *, include_current: bool) -> Float
     return out
 
 
-def binomial_upper_z(events: FloatArray, trials: FloatArray, rate: FloatArray) -> FloatArray:
-    """z-score of P(X >= events) for X ~ Binomial(trials, rate); 0 where there is no excess."""
+def _cumsum0(x: FloatArray) -> FloatArray:
+    """Cumulative sums along time with a leading zero column: sum of x[:, a:b] = c[:, b] - c[:, a]."""
+    out = np.zeros((x.shape[0], x.shape[1] + 1), dtype=x.dtype)
+    np.cumsum(x, axis=1, out=out[:, 1:])
+    return out
+
+
+def _window_sum(csum: FloatArray, window: int, start: int) -> FloatArray:
+    """Trailing sums of ``window`` buckets (current included) for buckets ``start`` on, from :func:`_cumsum0`."""
+    n_time = csum.shape[1] - 1
+    hi = csum[:, start + 1 :]
+    lo_first = start + 1 - window
+    if lo_first >= 0:
+        return hi - csum[:, lo_first : n_time + 1 - window]
+    # The first buckets' windows are truncated at the start of the data.
+    lo = np.concatenate([np.zeros((csum.shape[0], -lo_first)), csum[:, : n_time + 1 - window]], axis=1)
+    return hi - lo
+
+
+def binomial_upper_z(
+    events: FloatArray, trials: FloatArray, rate: FloatArray, *, where: npt.NDArray[np.bool_] | None = None
+) -> FloatArray:
+    """z-score of P(X >= events) for X ~ Binomial(trials, rate); 0 where there is no excess (or not ``where``)."""
     out = np.zeros(events.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
         sd = np.sqrt(trials * rate * (1.0 - rate))
         approx = (events - trials * rate) / np.where(sd > 0, sd, np.nan)
     candidates = (approx > _PREFILTER_Z) & (events >= 1) & (trials >= events) & (rate > 0) & (rate < 1)
+    if where is not None:
+        candidates &= where
     if candidates.any():
         e, n, p = events[candidates], trials[candidates], rate[candidates]
         out[candidates] = _z_from_p(special.betainc(e, n - e + 1.0, p))
@@ -150,16 +174,21 @@ def rate_scores(
         dispersion = _trailing_sum(pearson, reference_window, include_current=False) / buckets
     dispersion = np.clip(np.nan_to_num(dispersion, nan=1.0), 1.0, _MAX_DISPERSION)
 
-    z = np.zeros(e.shape)
+    # Everything above covers the history the reference needs; the tests run on the scored buckets only.
+    window = (slice(None), slice(start, None))
+    rate, dispersion = rate[window], dispersion[window]
+    z = np.zeros(rate.shape)
     rate_bound = np.maximum(rate * (1.0 + preset.min_relative_change), rate + preset.min_scale)
+    csum_e, csum_n = _cumsum0(e), _cumsum0(n)
     for pool in pools:
-        pooled_e = _trailing_sum(e, pool, include_current=True) if pool > 1 else e
-        pooled_n = _trailing_sum(n, pool, include_current=True) if pool > 1 else n
-        z_pool = binomial_upper_z(pooled_e / dispersion, pooled_n / dispersion, rate)
+        pooled_e = _window_sum(csum_e, pool, start)
+        pooled_n = _window_sum(csum_n, pool, start)
         with np.errstate(invalid="ignore", divide="ignore"):
             # The excess must also matter in absolute terms: double the usual rate and min_scale more.
             pool_material = pooled_e >= pooled_n * rate_bound
-        z = np.maximum(z, np.where(pool_material, z_pool, 0.0))
+        z_pool = binomial_upper_z(pooled_e / dispersion, pooled_n / dispersion, rate, where=pool_material)
+        np.maximum(z, z_pool, out=z)
+    e, n = e[window], n[window]
     with np.errstate(invalid="ignore", divide="ignore"):
         observed = np.where(n > 0, e / n, np.nan)
     severity = z / preset.count_z_threshold
@@ -174,7 +203,7 @@ def rate_scores(
         floor=0.0,
         ceiling=1.0,
     )
-    return _slice_scores(scores, start)
+    return scores
 
 
 def _slice_scores(scores: PointScores, start: int) -> PointScores:
