@@ -13,7 +13,7 @@ from ingestion.models import Price
 
 
 @admin.register(Price)
-class PriceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class PriceAdmin(admin.ModelAdmin):
     list_display = ("provider", "model_pattern", "valid_from", "input_per_mtok", "output_per_mtok",
                     "cached_input_per_mtok", "cache_write_per_mtok", "reasoning_per_mtok", "source")
     list_filter = ("provider",)

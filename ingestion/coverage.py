@@ -119,9 +119,14 @@ ORDER BY sum(Calls) DESC, ServiceName, ScopeName, ScopeVersion"""
         out = []
         for row in rows:
             unpriced_models = {k: int(v) for k, v in row[16].items() if k != "_priced" and v}
+            (missing_model, missing_provider, missing_usage, unpriced, client_cost, table_cost, streamed, with_ttft,
+             errors, truncated) = (int(v) for v in row[6:16])
             out.append(SourceCoverage(
-                str(row[0]), str(row[1]), str(row[2]), int(row[3]), _counts(row[4]), _counts(row[5]),
-                *(int(v) for v in row[6:16]), unpriced_models=unpriced_models,
+                service=str(row[0]), scope_name=str(row[1]), scope_version=str(row[2]), calls=int(row[3]),
+                conventions=_counts(row[4]), operations=_counts(row[5]), missing_model=missing_model,
+                missing_provider=missing_provider, missing_usage=missing_usage, unpriced=unpriced,
+                client_cost=client_cost, table_cost=table_cost, streamed=streamed, with_ttft=with_ttft, errors=errors,
+                truncated=truncated, unpriced_models=unpriced_models,
             ))
         return out
 

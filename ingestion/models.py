@@ -7,8 +7,6 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db import models
 
-PER_MTOK = {"max_digits": 12, "decimal_places": 6}
-
 
 class Price(models.Model):
     """USD per 1M tokens for models matching ``model_pattern`` from ``valid_from`` until the next row's date.
@@ -22,11 +20,11 @@ class Price(models.Model):
                                 help_text="OTel provider name (openai, anthropic, gcp.gemini…); blank = any.")
     model_pattern = models.CharField(max_length=200, help_text="Exact model name, or a glob with * and ?.")
     valid_from = models.DateField()
-    input_per_mtok = models.DecimalField(**PER_MTOK)
-    output_per_mtok = models.DecimalField(**PER_MTOK)
-    cached_input_per_mtok = models.DecimalField(**PER_MTOK, null=True, blank=True)
-    cache_write_per_mtok = models.DecimalField(**PER_MTOK, null=True, blank=True)
-    reasoning_per_mtok = models.DecimalField(**PER_MTOK, null=True, blank=True)
+    input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
+    output_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
+    cached_input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    cache_write_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    reasoning_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
     source = models.CharField(max_length=300, blank=True, help_text="Where the figure comes from, and its date.")
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -210,7 +210,8 @@ def _operation_expr() -> str:
     )
 
 
-def _provider_expr() -> str:
+def _provider_expr() -> tuple[str, str]:
+    """(canonical provider from `raw_provider`, the `raw_provider` expression)."""
     vercel = f"{A}['ai.model.provider']"
     raw = f"lower({first_string(PROVIDER_KEYS)})"
     # The AI SDK writes `openai.chat` into both ai.model.provider and gen_ai.system: keep the text before the '.'.
