@@ -43,14 +43,14 @@ from controlplane.permissions import HasProjectRole, project_access
 # ---------------------------------------------------------------- serializers
 
 
-class DetectionSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class DetectionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Detection
         fields = ["id", "detector", "series_key", "metric", "method", "window_start", "window_end", "observed",
                   "expected", "lower", "upper", "score", "p_value", "statistic", "details", "points", "created_at"]
 
 
-class TransitionSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class TransitionSerializer(serializers.ModelSerializer):
     actor = serializers.SerializerMethodField()
 
     class Meta:
@@ -61,7 +61,7 @@ class TransitionSerializer(serializers.ModelSerializer):  # type: ignore[type-ar
         return obj.actor.get_username() if obj.actor_id else None  # type: ignore[union-attr]
 
 
-class AlertSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class AlertSerializer(serializers.ModelSerializer):
     assignee = serializers.SerializerMethodField()
 
     class Meta:
@@ -91,7 +91,7 @@ class AlertDetailSerializer(AlertSerializer):
         ]
 
 
-class ReasonSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
 
@@ -109,7 +109,7 @@ class AssignSerializer(ReasonSerializer):
     assignee = serializers.CharField(allow_null=True, help_text="username of a project member, or null")
 
 
-class DetectorConfigSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class DetectorConfigSerializer(serializers.ModelSerializer):
     class Meta:
         model = DetectorConfig
         fields = ["kind", "enabled", "sensitivity", "min_calls", "cooldown_minutes", "renotify_minutes", "params",
@@ -131,7 +131,7 @@ _REQUIRED_CONFIG = {
 _SECRET_KEYS = {"secret", "routing_key"}
 
 
-class NotificationChannelSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class NotificationChannelSerializer(serializers.ModelSerializer):
     class Meta:
         model = NotificationChannel
         fields = ["id", "name", "kind", "config", "enabled", "min_severity", "created_at"]
@@ -142,7 +142,7 @@ class NotificationChannelSerializer(serializers.ModelSerializer):  # type: ignor
         config = attrs.get("config", getattr(self.instance, "config", {}))
         if not isinstance(config, dict):
             raise serializers.ValidationError({"config": "must be an object"})
-        missing = [k for k in _REQUIRED_CONFIG.get(kind, ()) if not config.get(k)]  # type: ignore[call-overload]
+        missing = [k for k in _REQUIRED_CONFIG.get(ChannelKind(kind), ()) if not config.get(k)]
         if missing:
             raise serializers.ValidationError({"config": f"{kind} channels need {', '.join(missing)}"})
         for key in ("url", "events_url"):
@@ -161,7 +161,7 @@ class NotificationChannelSerializer(serializers.ModelSerializer):  # type: ignor
         return data
 
 
-class SilenceSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class SilenceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Silence
         fields = ["id", "route", "detector", "severity", "starts_at", "ends_at", "is_maintenance", "comment",
@@ -193,7 +193,7 @@ _FILTERS = [
 ]
 
 
-class AlertListView(generics.ListAPIView):  # type: ignore[type-arg]
+class AlertListView(generics.ListAPIView):
     permission_classes = [HasProjectRole]
     read_role = Role.VIEWER
     serializer_class = AlertSerializer
@@ -340,7 +340,6 @@ class DetectorConfigDetailView(APIView):
 
 
 class _ProjectScopedCrud:
-    permission_classes = [HasProjectRole]
     model: Any
 
     def get_queryset(self) -> QuerySet[Any]:
@@ -353,7 +352,8 @@ class _ProjectScopedCrud:
         serializer.save(**extra)
 
 
-class ChannelListView(_ProjectScopedCrud, generics.ListCreateAPIView):  # type: ignore[type-arg]
+class ChannelListView(_ProjectScopedCrud, generics.ListCreateAPIView):
+    permission_classes = [HasProjectRole]
     model = NotificationChannel
     serializer_class = NotificationChannelSerializer
     read_role = Role.ADMIN
@@ -361,7 +361,8 @@ class ChannelListView(_ProjectScopedCrud, generics.ListCreateAPIView):  # type: 
     pagination_class = None
 
 
-class ChannelDetailView(_ProjectScopedCrud, generics.RetrieveUpdateDestroyAPIView):  # type: ignore[type-arg]
+class ChannelDetailView(_ProjectScopedCrud, generics.RetrieveUpdateDestroyAPIView):
+    permission_classes = [HasProjectRole]
     model = NotificationChannel
     serializer_class = NotificationChannelSerializer
     read_role = Role.ADMIN
@@ -369,7 +370,8 @@ class ChannelDetailView(_ProjectScopedCrud, generics.RetrieveUpdateDestroyAPIVie
     http_method_names = ["get", "patch", "delete"]
 
 
-class SilenceListView(_ProjectScopedCrud, generics.ListCreateAPIView):  # type: ignore[type-arg]
+class SilenceListView(_ProjectScopedCrud, generics.ListCreateAPIView):
+    permission_classes = [HasProjectRole]
     model = Silence
     serializer_class = SilenceSerializer
     read_role = Role.VIEWER
@@ -377,7 +379,8 @@ class SilenceListView(_ProjectScopedCrud, generics.ListCreateAPIView):  # type: 
     pagination_class = None
 
 
-class SilenceDetailView(_ProjectScopedCrud, generics.RetrieveUpdateDestroyAPIView):  # type: ignore[type-arg]
+class SilenceDetailView(_ProjectScopedCrud, generics.RetrieveUpdateDestroyAPIView):
+    permission_classes = [HasProjectRole]
     model = Silence
     serializer_class = SilenceSerializer
     read_role = Role.VIEWER
