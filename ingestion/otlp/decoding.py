@@ -120,6 +120,8 @@ def _parse_json(signal: str, body: bytes, message: Message) -> None:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UndecodableBody(f"The body is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise UndecodableBody("The JSON is nested too deeply.") from None
     if not isinstance(data, dict):
         raise UndecodableBody("The body must be a JSON object (an OTLP export request).")
     try:
@@ -140,6 +142,8 @@ def _parse_json(signal: str, body: bytes, message: Message) -> None:
         raise UndecodableBody(f"The JSON does not have the shape of an OTLP export request: {exc}.") from None
     except (json_format.ParseError, binascii.Error, ValueError) as exc:
         raise UndecodableBody(f"The JSON is not a valid OTLP export request: {exc}.") from None
+    except RecursionError:
+        raise UndecodableBody("The JSON is nested too deeply.") from None
 
 
 # --- validation -----------------------------------------------------------------------------------------------
