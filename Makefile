@@ -6,7 +6,7 @@ PORT ?= 8000
 DEMO ?= 1
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench lint install browser-deps clean
+.PHONY: run test bench load lint install browser-deps clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ test: $(STAMP) browser-deps
 
 bench: $(STAMP)
 	@$(PY) -m benchmarks.run
+
+# Sustained OTLP load against `manage.py serve` with concurrent reads; sent == stored by span id (benchmarks/RELIABILITY.md).
+LOAD_MINUTES ?= 10
+load: $(STAMP)
+	@LOAD_MINUTES=$(LOAD_MINUTES) $(PY) -m benchmarks.run load
 
 lint: $(STAMP)
 	@$(PY) -m ruff check .

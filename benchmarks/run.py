@@ -22,6 +22,7 @@ REGISTRY: dict[str, str] = {
     "remediation": "benchmarks.remediation_latency",
     "dashboards": "benchmarks.dashboard_latency",
     "ingest": "benchmarks.ingest_throughput",
+    "load": "benchmarks.load",
     "detection_quality": "benchmarks.detection_quality",
     "detector_sweep": "benchmarks.detector_sweep",
     "detector_sweep_e2e": "benchmarks.detector_sweep_e2e",
