@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from asgiref.sync import SyncToAsync
 from opentelemetry.exporter.otlp.json.http.trace_exporter import OTLPSpanExporter as JsonSpanExporter
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as ProtoSpanExporter
@@ -21,6 +22,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, StatusCode
+
+from django.db import connections
 
 from controlplane.apikeys import issue_key
 from ingestion.clickhouse.client import ClickHouseUnavailable, get_client
@@ -50,6 +53,9 @@ def live_keel() -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
+    # The view's ORM calls ran on asgiref's shared sync thread: close its connection so the test database
+    # can be dropped at the end of the session.
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(10)
 
 
 def _send_genai_span(exporter: SpanExporter, service: str = "sdk-svc") -> tuple[str, str]:
