@@ -67,8 +67,8 @@ def reprice(tenant_id: str, since: dt.datetime, until: dt.datetime) -> RepriceRe
     start, end = hour_bounds(since, until)
     t = Topology.current()
     client = get_client()
-    client.command("SYSTEM RELOAD DICTIONARY keel_price_dict")
-    client.command("SYSTEM RELOAD DICTIONARY keel_project_dict")
+    client.command(f"SYSTEM RELOAD DICTIONARY keel_price_dict{t.on_cluster}")
+    client.command(f"SYSTEM RELOAD DICTIONARY keel_project_dict{t.on_cluster}")
     _, before = CallCost(tenant_id, start, end).fetch()
     params = {"tenant": tenant_id, "since": start, "until": end}
     mutation = {"mutations_sync": 2}

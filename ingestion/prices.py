@@ -20,6 +20,7 @@ from typing import Any
 from django.db import transaction
 
 from ingestion.clickhouse.client import get_client
+from ingestion.clickhouse.ddl import Topology
 from ingestion.models import Price
 
 DEFAULT_PRICES_FILE = Path(__file__).resolve().parent / "data" / "default_prices.json"
@@ -154,7 +155,7 @@ def sync_prices() -> int:
     client = get_client()
     if data:
         client.insert("keel_prices", data, column_names=PRICE_COLUMNS)
-    client.command("SYSTEM RELOAD DICTIONARY keel_price_dict")
+    client.command(f"SYSTEM RELOAD DICTIONARY keel_price_dict{Topology.current().on_cluster}")
     return len(rows)
 
 
