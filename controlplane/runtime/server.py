@@ -70,13 +70,11 @@ class _Server(uvicorn.Server):
 
 
 def prepare_stores(out: Any) -> None:
-    """Lock/reach ClickHouse first (a second instance stops here), then bring both schemas up to date."""
+    """Bring both schemas up to date and push every project's switches to ClickHouse."""
     from django.core.management import call_command
 
-    from ingestion.clickhouse.client import check_startup
     from ingestion.clickhouse.migrator import migrate
 
-    check_startup()
     call_command("migrate", interactive=False, verbosity=0)
     migrate(log=lambda line: out.write(f"ClickHouse: {line}\n"))
     from ingestion.project_sync import sync_all_projects
@@ -120,6 +118,9 @@ def _drain_ingest_writer() -> None:
 def serve(options: ServeOptions) -> int:
     out = options.out
     embedded = embedded_broker()
+    from ingestion.clickhouse.client import check_startup
+
+    check_startup()  # first: a second `make run` must say the store is in use (and by whom), not "port busy"
     ensure_port_free(options.host, options.port)
     prepare_stores(out)
     logging.getLogger("kombu.connection").setLevel(logging.ERROR)  # "no hostname" for memory://

@@ -160,7 +160,8 @@ def test_ready_and_metrics(served: Served) -> None:
 
 
 def test_second_serve_on_the_same_store_names_the_pid(served: Served) -> None:
-    second = _run(served.var, "serve", "--no-demo", "--port", str(_free_port()), timeout=120)
+    port = served.url.rsplit(":", 1)[1]  # the same command again, as a second `make run` would be
+    second = _run(served.var, "serve", "--no-demo", "--port", port, timeout=120)
     assert second.returncode == 2
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1, second.stderr
