@@ -26,10 +26,14 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.check()
-        code = serve(ServeOptions(
-            host=options["host"], port=options["port"], demo=options["demo"], seed=options["seed"],
-            rate=options["rate"], backfill_days=options["backfill_days"],
-            workers_concurrency=options["concurrency"], out=self.stdout,
-        ))
+        try:
+            code = serve(ServeOptions(
+                host=options["host"], port=options["port"], demo=options["demo"], seed=options["seed"],
+                rate=options["rate"], backfill_days=options["backfill_days"],
+                workers_concurrency=options["concurrency"], out=self.stdout,
+            ))
+        except KeyboardInterrupt:  # Ctrl-C during start-up (migrations), before the server took over signals
+            self.stderr.write("keel: interrupted during start-up; nothing was served")
+            raise SystemExit(130) from None
         if code:
             raise SystemExit(code)
