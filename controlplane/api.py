@@ -14,9 +14,11 @@ from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -173,6 +175,7 @@ class GatewaySyncSerializer(serializers.ModelSerializer):
 
 
 class _Scoped(APIView):
+    parser_classes = [JSONParser]  # the API speaks JSON only (and documents only that)
     permission_classes = [HasProjectRole]
     read_role = Role.VIEWER
     write_role = Role.OPERATOR
@@ -392,7 +395,9 @@ class AuditLogView(_Scoped):
 
     @extend_schema(parameters=[OpenApiParameter("format", str, enum=["csv", "json"]),
                                OpenApiParameter("since", str), OpenApiParameter("until", str)],
-                   responses=AuditEntrySerializer(many=True), summary="The append-only audit log")
+                   responses={(200, "application/json"): AuditEntrySerializer(many=True),
+                              (200, "text/csv"): OpenApiTypes.STR},
+                   summary="The append-only audit log")
     def get(self, request: Request) -> Response | HttpResponse:
         project = project_access(request).project
         rows = audit.entries(project)
