@@ -1,32 +1,35 @@
-"""Raise an alert the way a detector run does: an ``Observation`` handed to ``anomaly.alerts.observe`` (the
-alert lifecycle's one write path), with evidence points taken from the project's real rollups."""
+"""Raise an alert the way production does: traffic whose latency steps up, then a real detector sweep
+(``anomaly.sweep.sweep_project``), which hands its episode to the alert service."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dashboards.filters import Filters
-from dashboards.queries import rollups
-from dashboards.queries.scope import P95, Scope
+DAYS = 2
+MINUTES = DAYS * 1440
+STEP_AT = MINUTES - 30
+ROUTE = "support"
 
 
-def raise_alert_by_detector_run(project: Any, route: str = "chat") -> Any:
-    from anomaly import alerts
+def _latency(minute: int) -> float:
+    return 2400.0 if minute >= STEP_AT else 800.0
 
-    now = datetime.now(UTC)
-    start = now - timedelta(hours=6)
-    scope = Scope(project.tenant_id, Filters(start=start, end=now, range_key="6h", values={"route": route}))
-    series = [p for p in rollups.series(scope) if p.latency[P95] is not None]
-    assert series, "the alert's evidence needs traffic on the route"
-    expected = sorted(p.latency[P95] for p in series)[len(series) // 4]  # a quiet-period level as the baseline
-    points = [[p.bucket.timestamp(), p.latency[P95], expected, expected * 0.8, expected * 1.2] for p in series]
-    observation = alerts.Observation(
-        project=project, detector="latency_p95", series_key={"route": route}, title=f"Latency p95 up on {route}",
-        score=9.0, episode_started_at=series[0].bucket, metric="latency_p95_ms", method="seasonal_robust",
-        window_start=series[0].bucket, window_end=now, observed=series[-1].latency[P95], expected=expected,
-        lower=expected * 0.8, upper=expected * 1.2, points=points,
-    )
-    alert = alerts.observe(observation, now=now)
-    assert alert is not None
+
+def raise_alert_by_detector_run(project: Any) -> Any:
+    """Two days of a ``support`` route whose last 30 minutes are three times slower, then one sweep."""
+    from anomaly import sweep
+    from anomaly.models import Alert
+    from ingestion.clickhouse.client import get_client
+    from tests.alerts.traffic import insert, spans
+
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = (now - timedelta(minutes=MINUTES)).replace(tzinfo=None)
+    insert(get_client(), spans(project.tenant_id, route=ROUTE, model="gpt-a", minutes=range(MINUTES),
+                               latency_ms=_latency, start=start, seed=1))
+    report = sweep.sweep_project(project, now=now)
+    assert report.failures == [], report.failures
+    alert = (Alert.objects.filter(project=project, route=ROUTE, detector="latency_p95", incident__isnull=True)
+             .order_by("id").first())
+    assert alert is not None, f"the sweep raised no latency alert on {ROUTE}: {report}"
     return alert
