@@ -77,9 +77,18 @@ class AlertDetailSerializer(AlertSerializer):
     detections = DetectionSerializer(many=True, read_only=True)
     transitions = TransitionSerializer(many=True, read_only=True)
     notifications = serializers.SerializerMethodField()
+    actions = serializers.SerializerMethodField()
 
     class Meta(AlertSerializer.Meta):
-        fields = [*AlertSerializer.Meta.fields, "detections", "transitions", "notifications"]
+        fields = [*AlertSerializer.Meta.fields, "detections", "transitions", "notifications", "actions"]
+
+    def get_actions(self, obj: Alert) -> list[dict[str, Any]]:
+        """Remediation actions (rollback / reroute / pause) taken in answer to this alert."""
+        return [
+            {"id": a.pk, "kind": a.kind, "state": a.state, "route": a.route.name, "actor": a.actor,
+             "created_at": a.created_at, "applied_at": a.applied_at}
+            for a in obj.routing_actions.select_related("route").order_by("created_at")
+        ]
 
     def get_notifications(self, obj: Alert) -> list[dict[str, Any]]:
         attempts = NotificationAttempt.objects.filter(alert=obj).select_related("channel")
@@ -122,7 +131,7 @@ class DetectorConfigSerializer(serializers.ModelSerializer):
         return value
 
 
-_REQUIRED_CONFIG = {
+_REQUIRED_CONFIG: dict[str, tuple[str, ...]] = {
     ChannelKind.WEBHOOK: ("url",),
     ChannelKind.SLACK: ("url",),
     ChannelKind.EMAIL: ("to",),
@@ -142,7 +151,7 @@ class NotificationChannelSerializer(serializers.ModelSerializer):
         config = attrs.get("config", getattr(self.instance, "config", {}))
         if not isinstance(config, dict):
             raise serializers.ValidationError({"config": "must be an object"})
-        missing = [k for k in _REQUIRED_CONFIG.get(ChannelKind(kind), ()) if not config.get(k)]
+        missing = [k for k in _REQUIRED_CONFIG.get(str(kind), ()) if not config.get(k)]
         if missing:
             raise serializers.ValidationError({"config": f"{kind} channels need {', '.join(missing)}"})
         for key in ("url", "events_url"):
@@ -236,7 +245,7 @@ class AlertDetailView(APIView):
 class _AlertAction(APIView):
     permission_classes = [HasProjectRole]
     write_role = Role.ONCALL
-    body: type[serializers.Serializer] = ReasonSerializer  # type: ignore[type-arg]
+    body: type[serializers.Serializer] = ReasonSerializer
 
     def act(self, alert: Alert, actor: Any, data: dict[str, Any]) -> Alert:
         raise NotImplementedError
@@ -345,7 +354,7 @@ class _ProjectScopedCrud:
     def get_queryset(self) -> QuerySet[Any]:
         return self.model.objects.filter(project=project_access(self.request).project)  # type: ignore[attr-defined]
 
-    def perform_create(self, serializer: serializers.BaseSerializer) -> None:  # type: ignore[type-arg]
+    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
         extra: dict[str, Any] = {"project": project_access(self.request).project}  # type: ignore[attr-defined]
         if self.model is Silence and getattr(self.request.user, "is_authenticated", False):  # type: ignore[attr-defined]
             extra["created_by"] = self.request.user  # type: ignore[attr-defined]

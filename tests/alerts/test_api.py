@@ -78,6 +78,7 @@ def test_detail_carries_evidence_and_history(viewer, some_alerts) -> None:  # ty
     assert (detection["observed"], detection["expected"], detection["lower"], detection["upper"]) == (
         2400.0, 850.0, 700.0, 1000.0)
     assert detection["points"] and body["transitions"][0]["action"] == "opened"
+    assert body["actions"] == [] and body["notifications"] == []
     assert viewer.get("/api/v1/alerts/999999").status_code == 404
 
 
