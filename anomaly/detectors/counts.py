@@ -103,15 +103,19 @@ def poisson_z(counts: FloatArray, mean: FloatArray) -> tuple[FloatArray, FloatAr
     return up, down
 
 
-def negbin_z(counts: FloatArray, mean: FloatArray, inv_shape: FloatArray) -> tuple[FloatArray, FloatArray]:
+def negbin_z(
+    counts: FloatArray, mean: FloatArray, inv_shape: FloatArray, *, where: npt.NDArray[np.bool_] | None = None
+) -> tuple[FloatArray, FloatArray]:
     """z-scores of P(X >= counts) and P(X <= counts) for a negative binomial with this mean and 1/shape.
 
     Var = mean + inv_shape * mean**2: gamma-mixed Poisson, the usual model of over-dispersed traffic.
     Unlike a quasi-Poisson rescaling it keeps the lower tail light, so a busy route losing 90% of its
     calls is a near-impossible draw at once rather than after several minutes. Near-zero ``inv_shape``
-    falls back to the Poisson tails.
+    falls back to the Poisson tails. Exact tails are computed only ``where`` asked (all by default).
     """
     poisson = inv_shape < 1e-6
+    if where is not None:
+        counts = np.where(where, counts, mean)  # unremarkable by construction: skipped by the prefilters
     up, down = poisson_z(np.where(poisson, counts, 0.0), np.where(poisson, mean, 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
         sd = np.sqrt(mean + inv_shape * mean**2)
@@ -302,9 +306,9 @@ def volume_scores(
             inv_shape = np.where(pooled_lam > 0, pooled_extra / pooled_lam**2, 0.0)
         if pool > 1:
             inv_shape = inv_shape + VOLUME_WANDER**2
-        up, down = negbin_z(pooled_c, pooled_lam, inv_shape)
         with np.errstate(invalid="ignore", divide="ignore"):
             material = np.abs(pooled_c - pooled_lam) >= preset.min_relative_change * pooled_lam
+        up, down = negbin_z(pooled_c, pooled_lam, inv_shape, where=material)
         if preset.direction == "up":
             down = np.zeros_like(down)
         elif preset.direction == "down":

@@ -55,7 +55,7 @@ class Standardizer:
         x = _prepare(features, self.log_mask)
         with np.errstate(all="ignore"):
             z = (x - self.center) / self.scale
-        known = np.isfinite(z).any(axis=-1)
+        known = np.asarray(np.isfinite(z).any(axis=-1), dtype=np.bool_)
         return np.clip(np.nan_to_num(z, nan=0.0), -_STANDARD_CLIP, _STANDARD_CLIP), known
 
 
