@@ -249,6 +249,19 @@ def _period_start(period: str, now: datetime) -> datetime:
     return day if period == BudgetPeriod.DAY else day.replace(day=1)
 
 
+def _projected_spend(spend: float, period: str, start: datetime, now: datetime) -> float | None:
+    """Spend extrapolated to the whole period at the current rate; None until 10 % of the period has passed."""
+    if period == BudgetPeriod.DAY:
+        length = timedelta(days=1)
+    else:
+        next_month = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+        length = next_month - start
+    elapsed = now - start
+    if elapsed < length * 0.1:
+        return None
+    return spend * (length / elapsed)
+
+
 def enforce_budgets(now: datetime | None = None) -> list[str]:
     """A route over budget (projected spend rate) is rerouted to its cheapest deployment, or alerted on."""
     from controlplane.routing import preview
@@ -261,11 +274,12 @@ def enforce_budgets(now: datetime | None = None) -> list[str]:
         if budget.last_triggered_at is not None and budget.last_triggered_at >= start:
             continue  # one response per period
         spend = queries.route_spend(route.project.tenant_id, route.name, route.environment, start)
-        if spend <= float(budget.limit_usd):
+        projected = _projected_spend(spend, budget.period, start, now)
+        if spend <= float(budget.limit_usd) and (projected is None or projected <= float(budget.limit_usd)):
             continue
         Budget.objects.filter(pk=budget.pk).update(last_triggered_at=now)
         actor = Actor(f"budget:{budget.pk}")
-        data = {"spend": spend, "limit": float(budget.limit_usd), "period": budget.period}
+        data = {"spend": spend, "projected": projected, "limit": float(budget.limit_usd), "period": budget.period}
         if budget.on_exceed == BudgetResponse.REROUTE_CHEAPER:
             stats = preview.deployment_stats(route)
             priced = sorted((s.cost_per_call, gid) for gid, s in stats.items() if s.cost_per_call is not None

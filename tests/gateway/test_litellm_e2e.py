@@ -24,10 +24,8 @@ SWITCH_WITHIN_S = 5.0
 
 
 @pytest.fixture
-def keel(transactional_db, settings):  # type: ignore[no-untyped-def]
-    # The dashboards' URL modules are not needed here; serve the routing API and the OTLP receiver only.
-    settings.ROOT_URLCONF = "tests.gateway.urls"
-    with harness.keel_server() as url:
+def keel(transactional_db):  # type: ignore[no-untyped-def]
+    with harness.keel_server() as url:  # controlplane.asgi.application with Keel's real URLconf
         yield url
 
 

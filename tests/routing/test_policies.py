@@ -159,3 +159,22 @@ def test_operator_approves_a_proposed_action(route, insert_calls, operator_clien
     assert approved.json()["alert_id"] == alert.pk and approved.json()["actor"].startswith("user:operator-")
     assert route.revisions.get(is_active=True).effective_weights() == {"chat-default-v2": 100.0}
     assert "policy.approved" in events(route.project)
+
+
+def test_budget_spend_rate_projection() -> None:
+    from datetime import datetime
+
+    start = datetime(2026, 11, 1)
+    assert policies._projected_spend(10.0, "month", start, start + timedelta(days=1)) is None  # too early to tell
+    assert policies._projected_spend(10.0, "month", start, start + timedelta(days=15)) == pytest.approx(20.0)
+    day = datetime(2026, 11, 22)
+    assert policies._projected_spend(3.0, "day", day, day + timedelta(hours=6)) == pytest.approx(12.0)
+
+
+def test_budget_alerts_when_configured_to(route, insert_calls) -> None:  # type: ignore[no-untyped-def]
+    insert_calls(route.project.tenant_id, n=10, cost=0.5)
+    Budget.objects.create(route=route, period="month", limit_usd=2, on_exceed="alert")
+    assert policies.enforce_budgets() == ["alerted chat-default"]
+    assert route.revisions.get(is_active=True).number == 1
+    page = AuditEntry.objects.get(project=route.project, event="page")
+    assert "over its month budget" in page.summary
