@@ -238,6 +238,24 @@ class DeploymentListView(_Scoped):
         return Response(DeploymentSerializer(deployment).data, status=201)
 
 
+class DeploymentHealthSerializer(serializers.Serializer):
+    healthy = serializers.BooleanField()
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class DeploymentDetailView(_Scoped):
+    @extend_schema(request=DeploymentHealthSerializer, responses=DeploymentSerializer,
+                   summary="Mark a deployment healthy or unhealthy (unhealthy ones are never routed to)")
+    def patch(self, request: Request, route_id: int, deployment_id: int) -> Response:
+        route = self.route(request, route_id)
+        deployment = get_object_or_404(Deployment, pk=deployment_id, route=route)
+        body = DeploymentHealthSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.set_deployment_health(deployment, body.validated_data["healthy"], actor=Actor.for_request(request),
+                                       reason=body.validated_data["reason"])
+        return Response(DeploymentSerializer(deployment).data)
+
+
 class RevisionListView(_Scoped):
     @extend_schema(responses=RevisionSerializer(many=True), summary="Revisions of a route, newest first")
     def get(self, request: Request, route_id: int) -> Response:

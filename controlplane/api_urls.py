@@ -13,6 +13,8 @@ urlpatterns = [
     path("routes/discover", api.RouteDiscoverView.as_view(), name="api-routes-discover"),
     path("routes/<int:route_id>", api.RouteDetailView.as_view(), name="api-route"),
     path("routes/<int:route_id>/deployments", api.DeploymentListView.as_view(), name="api-route-deployments"),
+    path("routes/<int:route_id>/deployments/<int:deployment_id>", api.DeploymentDetailView.as_view(),
+         name="api-route-deployment"),
     path("routes/<int:route_id>/revisions", api.RevisionListView.as_view(), name="api-route-revisions"),
     path("routes/<int:route_id>/rollback", api.RollbackView.as_view(), name="api-route-rollback"),
     path("routes/<int:route_id>/reroute", api.RerouteView.as_view(), name="api-route-reroute"),

@@ -120,6 +120,18 @@ def _activate_initial(route: Route, weights: dict[str, float], actor: Actor) -> 
     return revision
 
 
+def set_deployment_health(deployment: Deployment, healthy: bool, *, actor: Actor, reason: str = "") -> Deployment:
+    """Mark a deployment (un)healthy: unhealthy ones are never chosen as a target and never count as the last one."""
+    if deployment.healthy != healthy:
+        Deployment.objects.filter(pk=deployment.pk).update(healthy=healthy)
+        deployment.healthy = healthy
+        audit.append(deployment.route.project, actor.label, "deployment.health",
+                     f"{deployment.gateway_id} on {deployment.route} marked {'healthy' if healthy else 'unhealthy'}",
+                     route=deployment.route, data={"gateway_id": deployment.gateway_id, "healthy": healthy,
+                                                   "reason": reason})
+    return deployment
+
+
 def discover_from_spans(project: Project, *, days: int = 7) -> list[Deployment]:
     """Create routes and deployments seen in ``llm_calls`` (tenant-scoped); returns the new deployments."""
     from controlplane.routing import queries

@@ -125,3 +125,15 @@ def test_policies_are_project_scoped_and_validated(route, operator_client) -> No
                                                    "reroute_to": v2.pk, "route": route.pk}, format="json")
     assert ok.status_code == 201, ok.json()
     assert [p["name"] for p in operator_client.get("/api/v1/policies").json()] == ["p"]
+
+
+def test_unhealthy_deployment_is_never_a_target(route, operator_client, viewer_client) -> None:  # type: ignore[no-untyped-def]
+    v2 = route.deployments.get(gateway_id="chat-default-v2")
+    url = f"/api/v1/routes/{route.pk}/deployments/{v2.pk}"
+    assert viewer_client.patch(url, {"healthy": False}, format="json").status_code == 403
+    marked = operator_client.patch(url, {"healthy": False, "reason": "500s"}, format="json")
+    assert marked.status_code == 200 and marked.json()["healthy"] is False
+    refused = operator_client.post(f"/api/v1/routes/{route.pk}/reroute", {"weights": {"chat-default-v2": 100}},
+                                   format="json")
+    assert refused.status_code == 400 and "no healthy" in refused.json()["detail"]
+    assert route.revisions.get(is_active=True).number == 1
