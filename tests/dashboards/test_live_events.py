@@ -14,6 +14,15 @@ from controlplane.websocket_routes import websocket_urlpatterns
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+async def close_thread_connections():  # type: ignore[no-untyped-def]
+    """The ORM calls ran in asgiref's sync thread; close its connection so PostgreSQL can drop the test DB."""
+    yield
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
+
+
 async def connect(user, slug: str) -> tuple[WebsocketCommunicator, bool]:  # type: ignore[no-untyped-def]
     communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), f"/ws/projects/{slug}/events/")
     communicator.scope["user"] = user
