@@ -24,6 +24,7 @@ urlpatterns = [
     path("alerts/", alerts.alert_list, name="alerts"),
     path("alerts/feed/", alerts.alert_feed, name="alert-feed"),
     path("alerts/<int:alert_id>/", alerts.alert_detail, name="alert-detail"),
+    path("alerts/<int:alert_id>/approve/<int:policy_id>/", alerts.approve_proposal, name="alert-approve"),
     path("alerts/<int:alert_id>/<str:verb>/", alerts.alert_action, name="alert-action"),
     path("routes/", routes.route_list, name="routes"),
     path("routes/<int:route_id>/", routes.route_detail, name="route-detail"),

@@ -97,9 +97,37 @@ def alert_detail(request: HttpRequest, alert_id: int) -> HttpResponse:
         if routing is not None else None
     members = Membership.objects.filter(project=access_of(request).project).select_related("user") \
         .filter(role__in=[Role.ONCALL, Role.OPERATOR, Role.ADMIN]).order_by("user__username")
+    proposals = []
+    if routing is not None:  # what remediation policies decided for this alert (audited by the routing app)
+        from controlplane.models import AuditEntry
+
+        proposals = list(AuditEntry.objects.filter(project=alert.project, alert_id=alert.pk,
+                                                   event__startswith="policy.").order_by("-at")[:10])
+    policies = {p.name: p for p in routing.Policy.objects.filter(project=alert.project)} if routing else {}
     return page(request, "dashboards/alert_detail.html", "alerts", figs, show_filters=False, alert=alert,
                 detections=detections, evidence=evidence, actions=actions, members=members,
-                snooze_choices=SNOOZE_CHOICES, service_ready=_service() is not None)
+                snooze_choices=SNOOZE_CHOICES, service_ready=_service() is not None,
+                proposals=[(e, policies.get((e.data or {}).get("policy", ""))) for e in proposals])
+
+
+@require_POST
+@require_role(Role.OPERATOR)
+def approve_proposal(request: HttpRequest, alert_id: int, policy_id: int) -> HttpResponse:
+    """An operator approves what a remediation policy proposed; ``controlplane.routing.policies`` acts."""
+    from controlplane.routing import policies, services
+
+    alert = _alert_or_404(request, alert_id)
+    routing = sources.routing_models()
+    policy = routing.Policy.objects.filter(project=alert.project, pk=policy_id).first() if routing else None
+    if policy is None:
+        raise Http404("No such policy in this project.")
+    try:
+        outcome = policies.approve(policy, alert.pk, services.Actor.for_request(request))
+    except services.RoutingError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Approved: {outcome.action.get_kind_display()} on {outcome.action.route}.")
+    return redirect(_back(request, alert))
 
 
 def _service() -> Any:

@@ -63,3 +63,27 @@ def test_oncall_acknowledges_snoozes_assigns_and_resolves(client, traffic_projec
     assert alert.state == "resolved"
     transitions = list(alert.transitions.values_list("action", flat=True))
     assert {"acknowledged", "snoozed", "assigned", "resolved"} <= set(transitions)
+
+
+def test_operator_approves_a_policy_proposal(client, traffic_project, member, alert) -> None:
+    from controlplane.models import Action, Policy
+    from controlplane.routing import policies
+    from tests.dashboards.conftest import make_route
+
+    route = make_route(traffic_project, "support")
+    policy = Policy.objects.create(project=traffic_project, name="roll back slow support", route=route,
+                                   action="rollback", mode="approve", min_calls=0, min_severity="warning")
+    policies.on_alert_fired(alert.pk)
+    viewer = member("viewer")
+    client.force_login(viewer)
+    page = client.get(f"/alerts/{alert.pk}/", {"project": traffic_project.slug}).content.decode()
+    assert "awaits an operator" in page and "data-approve" not in page
+    assert client.post(f"/alerts/{alert.pk}/approve/{policy.pk}/?project={traffic_project.slug}").status_code == 403
+    client.force_login(member("operator"))
+    page = client.get(f"/alerts/{alert.pk}/", {"project": traffic_project.slug}).content.decode()
+    assert f'data-approve="{policy.pk}"' in page
+    client.post(f"/alerts/{alert.pk}/approve/{policy.pk}/?project={traffic_project.slug}")
+    action = Action.objects.get(route=route, alert_id=alert.pk)
+    assert action.kind == "rollback" and action.state == "applied"
+    route.refresh_from_db()
+    assert route.active_revision.number == 1
