@@ -76,8 +76,9 @@ def expand(prices: list[Price], seen: set[tuple[str, str]]) -> list[PriceRow]:
     """Concrete (provider, model) rows with their validity ranges.
 
     Exact names win over patterns; among patterns the longest (most specific) wins. Every priced model also gets
-    a provider-agnostic row (provider ''), taken from its own provider's row when several providers price it, so
-    spans that name no provider (Langfuse, some gateways) are still priced.
+    a provider-agnostic row (provider '') unless one was entered explicitly, copied from the alphabetically first
+    provider that prices it, so spans that name no (or an unlisted) provider — Langfuse, Azure deployments of
+    OpenAI models — are still priced; enter a blank-provider price to choose differently.
     """
     exact = [p for p in prices if not p.is_pattern]
     patterns = sorted((p for p in prices if p.is_pattern), key=lambda p: -len(p.model_pattern))
