@@ -30,6 +30,7 @@ from controlplane.routing.services import Actor, PushFailed, RoutingError
 logger = logging.getLogger(__name__)
 
 GUARD_WINDOW = timedelta(minutes=15)
+PAGE_DETECTOR = "routing"  # the detector name anomaly.alerts.raise_alert gives the pages routing raises
 RECOVERY_FACTOR = 0.8  # the metric must fall to 80 % of its value at decision time (or the alert must resolve)
 
 # Which rollup metric tells whether an alert's problem went away.
@@ -151,8 +152,8 @@ def on_alert_fired(alert_id: int, now: datetime | None = None) -> list[Decision]
 
     now = now or timezone.now()
     alert = Alert.objects.select_related("project").filter(pk=alert_id).first()
-    if alert is None:
-        return []
+    if alert is None or alert.detector == PAGE_DETECTOR:
+        return []  # routing's own pages (failed push, failed verification) never trigger remediation: no loops
     route = _route_for_alert(alert)
     decisions: list[Decision] = []
     for policy in Policy.objects.filter(project_id=alert.project_id, enabled=True).select_related("reroute_to"):

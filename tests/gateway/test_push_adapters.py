@@ -84,7 +84,14 @@ def test_failed_push_keeps_the_previous_revision_and_pages(route) -> None:  # ty
     action = Action.objects.get(route=route)
     assert action.state == "failed" and "503" in action.error
     assert AuditEntry.objects.filter(project=route.project, event="action.failed").exists()
-    assert AuditEntry.objects.filter(project=route.project, event="page").exists()
+    page = AuditEntry.objects.get(project=route.project, event="page")
+    from anomaly.models import Alert
+
+    alert = Alert.objects.get(project=route.project, detector="routing")  # raised through anomaly.alerts
+    assert page.alert_id == alert.pk and alert.severity == "critical" and "Gateway push failed" in alert.title
+    from controlplane.routing import policies
+
+    assert policies.on_alert_fired(alert.pk) == []  # a page never triggers remediation itself
     route.refresh_from_db()
     assert route.version == 1
 
