@@ -211,7 +211,7 @@ class Sender:
         finally:
             conn.close()
 
-    def run(self, spans_per_s: float, seconds: float, connections: int = 4) -> None:
+    def run(self, spans_per_s: float, seconds: float, connections: int = 2) -> None:
         """Pace requests to ``spans_per_s`` across ``connections`` threads for ``seconds``."""
         interval = self.spans_per_request / spans_per_s * connections
         stop = time.monotonic() + seconds
@@ -244,42 +244,62 @@ class Reader:
         self.timings: dict[str, list[float]] = {}
         self.failures: list[str] = []
         self.stop = threading.Event()
+        self.lock = threading.Lock()
 
     def _session(self) -> Any:
         import requests
 
         session = requests.Session()
-        session.get(f"{self.server.url}/login/", timeout=30)
+        session.get(f"{self.server.url}/login/", timeout=120)
         password = (self.server.var / "admin_password").read_text().strip()
-        response = session.post(f"{self.server.url}/login/", timeout=30, data={
+        response = session.post(f"{self.server.url}/login/", timeout=120, data={
             "username": "admin", "password": password, "csrfmiddlewaretoken": session.cookies.get("csrftoken", "")},
             headers={"Referer": f"{self.server.url}/login/"})
         if "sessionid" not in session.cookies:
             raise RuntimeError(f"could not log in to the dashboards ({response.status_code})")
         return session
 
-    def run(self) -> None:
+    def _loop(self, make_client: Any, paths: list[tuple[str, str]]) -> None:
         import requests
 
-        session = self._session()
-        api = requests.Session()
-        api.headers["Authorization"] = f"Bearer {self.key}"
-        targets = [(api, p, p.split("?")[0]) for p in self.API] + [
-            (session, f"{p}?project={self.project}", f"page {p}") for p in self.PAGES]
+        try:
+            client = make_client()
+        except (requests.RequestException, RuntimeError) as exc:
+            with self.lock:
+                self.failures.append(f"setting up the reader: {exc}")
+            return
         i = 0
         while not self.stop.is_set():
-            client, path, name = targets[i % len(targets)]
+            path, name = paths[i % len(paths)]
             i += 1
             started = time.monotonic()
             try:
-                response = client.get(self.server.url + path, timeout=60)
+                response = client.get(self.server.url + path, timeout=120)
                 ok = response.status_code == 200
             except requests.RequestException as exc:
                 ok, response = False, exc
-            self.timings.setdefault(name, []).append(time.monotonic() - started)
-            if not ok:
-                self.failures.append(f"{name}: {getattr(response, 'status_code', response)}")
+            with self.lock:
+                self.timings.setdefault(name, []).append(time.monotonic() - started)
+                if not ok:
+                    self.failures.append(f"{name}: {getattr(response, 'status_code', response)}")
             self.stop.wait(self.pause_s)
+
+    def _api_client(self) -> Any:
+        import requests
+
+        api = requests.Session()
+        api.headers["Authorization"] = f"Bearer {self.key}"
+        return api
+
+    def run(self) -> None:
+        """One thread reading the API with the key, one reading the dashboard pages as a logged-in user."""
+        loops = [(self._api_client, [(p, p.split("?")[0]) for p in self.API]),
+                 (self._session, [(f"{p}?project={self.project}", f"page {p}") for p in self.PAGES])]
+        threads = [threading.Thread(target=self._loop, args=loop) for loop in loops]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
 
 
 def _pct(values: list[float], q: float) -> float | None:

@@ -1,0 +1,163 @@
+"""Faults around the background side: Redis restarted under a running Celery worker and the Channels layer.
+
+The machine's shared Redis must not be restarted, so each test starts its OWN ``redis-server`` on a free port
+(no persistence), SIGKILLs it and starts it again on the same port. The worker is the production command
+(``celery -A controlplane worker``) in a subprocess with its own var dir.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from benchmarks.load import free_port, manage, server_env
+from tests.support import ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.redis]
+
+
+@dataclass
+class OwnRedis:
+    port: int
+    dir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    if not Path("/usr/bin/redis-server").exists() and not any(
+            (Path(p) / "redis-server").exists() for p in os.environ.get("PATH", "").split(":")):
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    redis = OwnRedis(free_port(), tmp_path)
+    redis.start()
+    yield redis
+    if redis.process and redis.process.poll() is None:
+        redis.kill()
+
+
+def _runs(metrics_port: int, task: str) -> float:
+    """Task runs counted by the worker itself (its --metrics-port endpoint)."""
+    import re
+    import urllib.request
+
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(v) for v in re.findall(rf'^keel_task_runs_total{{task="{re.escape(task)}"}} (\S+)$', text, re.M))
+
+
+def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_celery_worker_reconnects_after_redis_restart(own_redis: OwnRedis, tmp_path: Path) -> None:
+    from celery import Celery
+
+    var = tmp_path / "var"
+    var.mkdir()
+    manage(var, "migrate", "-v0")
+    log = tmp_path / "worker.log"
+    env = {**server_env(var), "CELERY_BROKER_URL": own_redis.url}
+    metrics = free_port()
+    with log.open("wb") as out:  # as deploy/ runs it: threads pool, metrics endpoint
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "--loglevel=INFO", "--pool=threads",
+             "--concurrency=2", "--without-gossip", "--without-mingle", "--metrics-port", str(metrics)],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    producer = Celery("reliability-producer", broker=own_redis.url, set_as_current=False)
+    producer.conf.broker_connection_retry_on_startup = True
+    task = "anomaly.retry_notifications"
+    try:
+        producer.send_task(task)
+        _wait(lambda: _runs(metrics, task) >= 1, 120, "the first task")
+        first_redis = own_redis.process
+        own_redis.kill()
+        time.sleep(2)
+        assert worker.poll() is None, "the worker died with Redis"
+        own_redis.start()
+        producer.send_task(task)
+        _wait(lambda: _runs(metrics, task) >= 2, 120, f"the task after the restart:\n{log.read_text()[-2000:]}")
+        assert worker.poll() is None
+        # Redis kept nothing (no persistence) and is a new process: the task can only have come through a new
+        # connection the worker opened by itself.
+        assert first_redis is not None and first_redis.returncode is not None and own_redis.process is not first_redis
+    finally:
+        producer.close()
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+async def test_channel_layer_works_again_after_redis_restart(own_redis: OwnRedis) -> None:
+    import asyncio
+
+    from channels_redis.core import RedisChannelLayer
+
+    layer = RedisChannelLayer(hosts=[own_redis.url])
+
+    async def round_trip(n: int) -> dict[str, object]:
+        channel = await layer.new_channel()
+        await layer.group_add("reliability", channel)
+        await layer.group_send("reliability", {"type": "probe.message", "n": n})
+        return await asyncio.wait_for(layer.receive(channel), 5)
+
+    assert (await round_trip(1))["n"] == 1
+    own_redis.kill()
+    await asyncio.sleep(1)
+    own_redis.start()
+    failures = 0
+    deadline = time.monotonic() + 30
+    while True:  # the first use after the restart may see the dead connection once; no reset, no new layer
+        try:
+            message = await round_trip(2)
+            break
+        except (ConnectionError, OSError, asyncio.TimeoutError) as exc:  # noqa: UP041
+            failures += 1
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the channel layer did not reconnect: {exc!r}") from None
+            await asyncio.sleep(0.5)
+    assert message["n"] == 2
+    assert failures <= 2, failures
+    await layer.flush()
