@@ -5,13 +5,14 @@ minute rollups, 10M points per family at 1,000 series) and hands the (series x m
 ``detect_batch``. This benchmark does the same with synthetic matrices and times, in one process pinned
 to one core (run it under ``taskset -c 0``; BLAS/OpenMP pools are pinned to one thread here):
 
-**Per-minute production sweep** (the budgeted figure, ``sweep_seconds``): for each of the five families
-- latency p95, error rate (with call counts and error counts), call volume, cost per call, tokens per
-call - ``detect_batch(..., score_from=T - 60)``: baselines from all 7 days, scores for the newest hour
-(plus the detector's 6 h warm-up), alert episodes and evidence; then the joint IsolationForest scoring
-the newest hour of every series with a model fitted earlier and cached (``joint_scores(model=...)``).
-Input conversion (NaN/inf cleaning, transforms over the whole 7 days) is included; loading from
-ClickHouse is not.
+**Per-minute production sweep** (the budgeted figure, ``sweep_seconds``: best wall time of
+``--repeat`` runs, each listed in ``sweep_runs_wall_seconds``, with process CPU time beside it). For
+each of the five families (latency p95; error rate with call and error counts; call volume; cost per
+call; tokens per call): ``detect_batch(..., score_from=T - 60)``, i.e. baselines from all 7 days,
+scores for the newest hour plus the detector's 6 h warm-up, alert episodes and evidence. Then the
+joint IsolationForest scores the newest hour of every series with a model fitted earlier and cached
+(``joint_scores(model=...)``). Input conversion (NaN/inf cleaning, transforms over the whole 7 days)
+is included; loading from ClickHouse is not.
 
 **Hourly refit** (``forest_fit_seconds``): ``fit_joint_model`` on the first 7 days minus the last hour,
 which the job does once an hour and caches; reported separately and as ``worst_minute_seconds`` (a
@@ -20,7 +21,7 @@ sweep that also refits).
 **Full recompute** (``full_recompute_seconds_by_family``): every bucket of all 7 days scored, as a
 backtest or the first sweep after a restart would; the forest here scores all 10M rows.
 
-    python benchmarks/detector_sweep.py [--series 1000] [--days 7] [--skip-full] [--out FILE]
+    python benchmarks/detector_sweep.py [--series 1000] [--days 7] [--repeat 3] [--skip-full] [--out FILE]
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--window", type=int, default=60, help="newest buckets scored by the per-minute sweep")
     parser.add_argument("--budget", type=float, default=10.0, help="seconds allowed for the sweep")
+    parser.add_argument("--repeat", type=int, default=3, help="per-minute sweeps to run; the best is reported")
     parser.add_argument("--skip-full", action="store_true", help="skip the (slow) full-recompute timings")
     parser.add_argument("--out", type=Path, default=RESULTS / "detector_sweep.json")
     args = parser.parse_args([] if argv is None else argv)
@@ -134,28 +136,44 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
     load_start = round(os.getloadavg()[0], 2)
     fit_seconds, model = timed(lambda: fit_joint_model(joint, train_until=score_from))
-    timings: dict[str, float] = {}
-    alerts: dict[str, int] = {}
-    for name, run in families(score_from).items():
-        timings[name], result = timed(run, name)
-        alerts[name] = len(result.detections)  # type: ignore[attr-defined]
     cached = model if isinstance(model, JointModel) else None
-    timings["isolation_forest_cached_model"], joint_result = timed(
-        lambda: joint_scores(joint, train_until=score_from, score_from=score_from, model=cached),
-        "isolation_forest_cached_model",
-    )
-    assert isinstance(joint_result, JointScores)
-    alerts["isolation_forest_cached_model"] = len(decide_alerts(joint_result.scores.severity))
+    alerts: dict[str, int] = {}
+
+    def sweep_once() -> tuple[dict[str, float], dict[str, float]]:
+        """One per-minute sweep; returns wall and CPU seconds per family."""
+        wall: dict[str, float] = {}
+        cpu.clear()
+        for name, run in families(score_from).items():
+            wall[name], result = timed(run, name)
+            alerts[name] = len(result.detections)  # type: ignore[attr-defined]
+        wall["isolation_forest_cached_model"], joint_result = timed(
+            lambda: joint_scores(joint, train_until=score_from, score_from=score_from, model=cached),
+            "isolation_forest_cached_model",
+        )
+        assert isinstance(joint_result, JointScores)
+        alerts["isolation_forest_cached_model"] = len(decide_alerts(joint_result.scores.severity))
+        return wall, dict(cpu)
+
+    # Repeated so one burst of load from other processes does not stand for the whole figure; all runs
+    # are reported, the best one is the headline.
+    runs = [sweep_once() for _ in range(max(1, args.repeat))]
+    timings, sweep_cpu_by_family = min(runs, key=lambda r: sum(r[0].values()))
     sweep_total = round(sum(timings.values()), 3)
-    sweep_cpu = round(sum(cpu.values()), 3)
+    sweep_cpu = round(sum(sweep_cpu_by_family.values()), 3)
+    all_walls = [round(sum(w.values()), 3) for w, _ in runs]
+    all_cpus = [round(sum(c.values()), 3) for _, c in runs]
 
     full: dict[str, float] = {}
+    full_cpu: dict[str, float] = {}
     if not args.skip_full:
+        cpu.clear()
         for name, run in families(None).items():
-            full[name], _ = timed(run)
+            full[name], _ = timed(run, name)
         full["isolation_forest_fit_and_all_rows"], _ = timed(
-            lambda: joint_scores(joint, train_until=n_minutes - MINUTES_PER_DAY, score_from=0)
+            lambda: joint_scores(joint, train_until=n_minutes - MINUTES_PER_DAY, score_from=0),
+            "isolation_forest_fit_and_all_rows",
         )
+        full_cpu = dict(cpu)
 
     points = args.series * n_minutes
     report: dict[str, object] = {
@@ -173,8 +191,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "sweep_seconds": sweep_total,
         # CPU time of this process over the same calls: what one core needs when it is not shared. On a
         # loaded machine wall time also counts the time other processes held the core.
-        "cpu_seconds_by_family": cpu,
+        "cpu_seconds_by_family": sweep_cpu_by_family,
         "sweep_cpu_seconds": sweep_cpu,
+        "sweep_runs_wall_seconds": all_walls,
+        "sweep_runs_cpu_seconds": all_cpus,
         "budget_seconds": args.budget,
         "within_budget": sweep_total <= args.budget,
         "within_budget_cpu": sweep_cpu <= args.budget,
@@ -182,6 +202,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "worst_minute_seconds": round(sweep_total + fit_seconds, 3),
         "full_recompute_seconds_by_family": full,
         "full_recompute_seconds": round(sum(full.values()), 3) if full else None,
+        "full_recompute_cpu_seconds_by_family": full_cpu,
+        "full_recompute_cpu_seconds": round(sum(full_cpu.values()), 3) if full_cpu else None,
         "alerts_on_clean_data": alerts,
         # Timings on a shared machine are only comparable at similar load; record it with them.
         "load_average_1m_at_start": load_start,
@@ -196,13 +218,15 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     for name, seconds in timings.items():
         full_name = "isolation_forest_fit_and_all_rows" if name.startswith("isolation") else name
         print(
-            f"| {name} | {seconds:.2f} | {cpu[name]:.2f} | {full.get(full_name, float('nan')):.2f} | {alerts[name]} |"
+            f"| {name} | {seconds:.2f} | {sweep_cpu_by_family[name]:.2f} | {full.get(full_name, float('nan')):.2f} "
+            f"| {alerts[name]} |"
         )
     print(
         f"\n**Sweep**: {args.series} series x {n_minutes} minutes ({points / 1e6:.1f}M points per metric), newest "
         f"{args.window} min scored: {sweep_total:.2f} s wall / {sweep_cpu:.2f} s CPU on one core (budget "
         f"{args.budget:.0f} s); hourly forest refit "
-        f"{fit_seconds:.2f} s; full recompute {report['full_recompute_seconds']} s. Load average "
+        f"{fit_seconds:.2f} s; full recompute {report['full_recompute_seconds']} s wall / "
+        f"{report['full_recompute_cpu_seconds']} s CPU. Sweep runs (wall): {all_walls}. Load average "
         f"{load_start} -> {report['load_average_1m_at_end']} on {report['cpu_count']} CPUs."
     )
     if args.out:
