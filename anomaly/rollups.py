@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ingestion.clickhouse.client import get_client
-from ingestion.clickhouse.schema import QUANTILES, ROLLUP_1M
+from ingestion.clickhouse.schema import ROLLUP_1M, quantiles_merge
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -55,9 +55,9 @@ _FAMILY_COLUMNS: dict[Family, dict[str, str]] = {
     },
     Family.LATENCY: {
         # One merge per state column; the quantile array is indexed afterwards (0.5, 0.9, 0.95, 0.99).
-        "latency_p95": f"(quantilesMerge({QUANTILES})(LatencyQ) AS lq)[3]",
+        "latency_p95": f"({quantiles_merge('LatencyQ')} AS lq)[3]",
         "latency_p99": "lq[4]",
-        "ttft_p95": f"quantilesMerge({QUANTILES})(TtftQ)[3]",
+        "ttft_p95": f"{quantiles_merge('TtftQ')}[3]",
     },
 }
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from ingestion.clickhouse.client import get_client
-from ingestion.clickhouse.schema import CALLS_TABLE, ROLLUP_1H, ROLLUP_1M
+from ingestion.clickhouse.schema import CALLS_TABLE, ROLLUP_1H, ROLLUP_1M, quantiles_merge
 
 
 def _run(sql: str, tenant_id: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -74,7 +74,7 @@ def _stats(row: tuple[Any, ...] | None) -> DeploymentStats:
 def stats_by_model_version(tenant_id: str, route: str, environment: str, since: datetime) -> dict[str, DeploymentStats]:
     """Per ResponseModel over the hourly rollups (re-aggregated)."""
     rows = _run(
-        f"""SELECT ResponseModel, sum(Calls), sum(Errors), sum(Cost), quantilesMerge(0.5, 0.9, 0.95, 0.99)(LatencyQ)
+        f"""SELECT ResponseModel, sum(Calls), sum(Errors), sum(Cost), {quantiles_merge("LatencyQ")}
         FROM {ROLLUP_1H} WHERE ProjectId = {{tenant:String}} AND Route = {{route:String}}
           AND Environment = {{env:String}} AND Hour >= toStartOfHour({{since:DateTime}})
         GROUP BY ResponseModel""",
@@ -101,7 +101,7 @@ def route_stats_1m(tenant_id: str, route: str, environment: str,
                    since: datetime) -> tuple[DeploymentStats, datetime | None]:
     """Route-level stats from the per-minute rollups since ``since`` and the newest minute seen (staleness)."""
     rows = _run(
-        f"""SELECT sum(Calls), sum(Errors), sum(Cost), quantilesMerge(0.5, 0.9, 0.95, 0.99)(LatencyQ), max(Minute)
+        f"""SELECT sum(Calls), sum(Errors), sum(Cost), {quantiles_merge("LatencyQ")}, max(Minute)
         FROM {ROLLUP_1M} WHERE ProjectId = {{tenant:String}} AND Route = {{route:String}}
           AND Environment = {{env:String}} AND Minute >= toStartOfMinute({{since:DateTime}})""",
         tenant_id, {"route": route, "env": environment, "since": since},

@@ -1,4 +1,4 @@
-"""Chart and KPI reads over the rollups (always re-aggregated: ``sum(...)``, ``quantilesMerge(...)``)."""
+"""Chart and KPI reads over the rollups (always re-aggregated: ``sum(...)``, ``quantiles_merge(...)``)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dashboards.filters import DIMENSIONS
-from dashboards.queries.scope import HOUR, P50, P95, P99, QUANTILES, Scope, bucket_seconds, cached, run
+from dashboards.queries.scope import HOUR, P50, P95, P99, Scope, bucket_seconds, cached, run
+from ingestion.clickhouse.schema import quantiles_merge
 
-_MERGE_LAT = f"quantilesMerge({QUANTILES})(LatencyQ)"
-_MERGE_TTFT = f"quantilesMerge({QUANTILES})(TtftQ)"
+_MERGE_LAT = quantiles_merge("LatencyQ")
+_MERGE_TTFT = quantiles_merge("TtftQ")
 
 
 def _q(values: Any) -> list[float | None]:
@@ -288,7 +289,7 @@ def slow_bucket_share(scope: Scope, route: str, metric: str, threshold: float) -
     params["threshold"] = float(threshold)
     row = run(
         f"""SELECT countIf(q[3] > {{threshold:Float64}}), count() FROM (
-        SELECT {src.time_column}, quantilesMerge({QUANTILES})({column}) AS q FROM {src.table}
+        SELECT {src.time_column}, {quantiles_merge(column)} AS q FROM {src.table}
         WHERE {where} AND Route = {{slo_route:String}} GROUP BY {src.time_column}) WHERE NOT isNaN(q[3])""",
         params,
     )[0]

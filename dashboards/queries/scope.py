@@ -13,7 +13,7 @@ from dashboards.filters import DIMENSIONS, Filters
 from ingestion.clickhouse.client import get_client
 from ingestion.clickhouse.schema import QUANTILES, ROLLUP_1H, ROLLUP_1M
 
-# Rollups hold quantilesState(QUANTILES); indexes into the merged array.
+# Rollups hold t-digest quantile states over QUANTILES; these index into the merged array.
 P50, P90, P95, P99 = 0, 1, 2, 3
 
 
