@@ -177,6 +177,24 @@ def _transition(
     return transition
 
 
+def _hand_to_remediation(alert: Alert) -> None:
+    """After commit, let the remediation policies decide on a firing detector alert (routing's own pages never
+    loop back). Policies are re-evaluated on every refresh, so a policy's minimum duration can be reached."""
+    if alert.detector == "routing":
+        return
+    alert_id = alert.pk
+
+    def enqueue() -> None:
+        from controlplane.routing.tasks import on_alert_fired
+
+        try:
+            on_alert_fired.delay(alert_id)
+        except Exception:  # the broker being down must not undo a stored alert; the next refresh retries
+            logger.exception("could not queue remediation for alert %s", alert_id)
+
+    transaction.on_commit(enqueue)
+
+
 def _open_alert(project: Project, fp: str) -> Alert | None:
     return Alert.objects.select_for_update().filter(project=project, fingerprint=fp, state__in=OPEN_STATES).first()
 
@@ -198,6 +216,8 @@ def _observe_locked(obs: Observation, fp: str, now: datetime) -> Alert | None:
     alert = _open_alert(obs.project, fp)
     if alert is not None:
         _refresh(alert, obs, now)
+        if alert.state == AlertState.FIRING:
+            _hand_to_remediation(alert)
         return alert
     previous = Alert.objects.filter(project=obs.project, fingerprint=fp).order_by("-opened_at", "-id").first()
     if previous is not None and previous.resolved_at is not None:
@@ -208,7 +228,9 @@ def _observe_locked(obs: Observation, fp: str, now: datetime) -> Alert | None:
         if manual and abs(previous.episode_started_at - obs.episode_started_at) <= SAME_EPISODE_TOLERANCE:
             return None  # someone resolved this very episode by hand; respect it until a new episode starts
         if previous.resolved_at >= now - timedelta(minutes=obs.cooldown_minutes):
-            return _reopen(previous, obs, now)
+            reopened = _reopen(previous, obs, now)
+            _hand_to_remediation(reopened)
+            return reopened
     return _create(obs, fp, now)
 
 
@@ -244,6 +266,7 @@ def _create(obs: Observation, fp: str, now: datetime) -> Alert:
     if leader is None:
         alert.last_notified_at = now
         alert.save(update_fields=["last_notified_at"])
+    _hand_to_remediation(alert)
     return alert
 
 

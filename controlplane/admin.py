@@ -28,3 +28,6 @@ class ApiKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_add_permission(self, request: object) -> bool:
         return False
+
+
+from controlplane.routing import admin as _routing_admin  # noqa: E402,F401  (registers routes, revisions, audit)

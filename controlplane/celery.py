@@ -11,6 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 app = Celery("keel")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+app.autodiscover_tasks(["controlplane.routing"])  # remediation tasks live beside their domain code
 
 from controlplane import metrics  # noqa: E402  (task run/failure counters via Celery signals)
 from controlplane.schedule import setup_periodic_tasks  # noqa: E402

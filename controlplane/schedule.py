@@ -26,6 +26,8 @@ SCHEDULE: dict[str, Periodic] = {
     "anomaly-sweep": Periodic("anomaly.sweep_all", 60.0, expires_seconds=55),
     "anomaly-drift": Periodic("anomaly.drift_all", 600.0, expires_seconds=540),
     "anomaly-notification-retries": Periodic("anomaly.retry_notifications", 60.0, expires_seconds=55),
+    "routing-verify-actions": Periodic("controlplane.routing.tasks.verify_pending_actions", 60.0, expires_seconds=55),
+    "routing-enforce-budgets": Periodic("controlplane.routing.tasks.enforce_budgets", 300.0, expires_seconds=280),
 }
 
 

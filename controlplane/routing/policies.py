@@ -157,7 +157,8 @@ def on_alert_fired(alert_id: int, now: datetime | None = None) -> list[Decision]
     route = _route_for_alert(alert)
     decisions: list[Decision] = []
     for policy in Policy.objects.filter(project_id=alert.project_id, enabled=True).select_related("reroute_to"):
-        why_not = _matches(policy, alert, route, now)
+        why_not = _matches(policy, alert, route, now) or (
+            "already decided for this alert" if _decided(alert.pk, policy.name) else "")
         if why_not:
             decisions.append(Decision(policy.pk, "not_matched", why_not))
             continue
@@ -178,10 +179,27 @@ def on_alert_fired(alert_id: int, now: datetime | None = None) -> list[Decision]
                                     f"{policy.action} on {route} awaits an operator", data=base)
             else:
                 decision = _auto(policy, route, alert, actor, base, context, now)
-        audit.append(alert.project, actor.label, f"policy.{decision.outcome}", f"{policy.name}: {decision.reason}",
-                     route=route, action_id=decision.action_id, alert_id=alert.pk, data=decision.data)
+        summary = f"{policy.name}: {decision.reason}"
+        if decision.outcome in _ONCE_PER_ALERT or _last_summary(alert.pk, policy.name) != summary:
+            # Alerts are re-evaluated on every sweep; an unchanged "held back" is recorded once, not every minute.
+            audit.append(alert.project, actor.label, f"policy.{decision.outcome}", summary,
+                         route=route, action_id=decision.action_id, alert_id=alert.pk, data=decision.data)
         decisions.append(decision)
     return decisions
+
+
+# Outcomes after which a policy is done with an alert (it is not evaluated again for that alert).
+_ONCE_PER_ALERT = {"executed", "suggested", "awaiting_approval", "failed"}
+
+
+def _decided(alert_id: int, policy_name: str) -> bool:
+    events = [f"policy.{outcome}" for outcome in _ONCE_PER_ALERT]
+    return AuditEntry.objects.filter(alert_id=alert_id, event__in=events, data__policy=policy_name).exists()
+
+
+def _last_summary(alert_id: int, policy_name: str) -> str | None:
+    return (AuditEntry.objects.filter(alert_id=alert_id, data__policy=policy_name, event__startswith="policy.")
+            .order_by("-id").values_list("summary", flat=True).first())
 
 
 def _auto(policy: Policy, route: Route, alert: Any, actor: Actor, base: dict[str, Any], context: dict[str, Any],

@@ -96,8 +96,13 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "controlplane.openapi.add_error_responses",
     ],
-    "ENUM_NAME_OVERRIDES": {"RoleEnum": "controlplane.models.projects.Role",
-                            "ScopeEnum": "controlplane.models.projects.Scope"},
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "controlplane.models.projects.Role",
+        "ScopeEnum": "controlplane.models.projects.Scope",
+        "ActionKindEnum": "controlplane.models.routing.ActionKind",
+        "ActionStateEnum": "controlplane.models.routing.ActionState",
+        "AdapterKindEnum": "controlplane.models.routing.AdapterKind",
+    },
 }
 
 # Ingestion limits (OTLP/HTTP).
