@@ -49,7 +49,9 @@ def _hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def issue_key(project: Project, scopes: list[str], name: str = "", created_by: AbstractBaseUser | None = None) -> IssuedKey:
+def issue_key(
+    project: Project, scopes: list[str], name: str = "", created_by: AbstractBaseUser | None = None
+) -> IssuedKey:
     unknown = set(scopes) - set(Scope.values)
     if not scopes or unknown:
         raise ValueError(f"scopes must be a non-empty subset of {sorted(Scope.values)}; unknown: {sorted(unknown)}")

@@ -28,7 +28,7 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
     components = result.setdefault("components", {}).setdefault("schemas", {})
     components.setdefault("ErrorDetail", ERROR_SCHEMA)
     ref = {"$ref": "#/components/schemas/ErrorDetail"}
-    for path, methods in result.get("paths", {}).items():
+    for methods in result.get("paths", {}).values():
         for method, operation in methods.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue

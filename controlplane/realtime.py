@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from asgiref.sync import async_to_sync
+
 from channels.layers import get_channel_layer
 
 logger = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ def publish(project_id: int, kind: str, data: dict[str, Any]) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(project_group(project_id), {"type": "project.event", "kind": kind, "data": data})
+        message = {"type": "project.event", "kind": kind, "data": data}
+        async_to_sync(layer.group_send)(project_group(project_id), message)
     except Exception:  # the event is advisory; the state change it describes is already stored
         logger.exception("could not publish %s event for project %s", kind, project_id)

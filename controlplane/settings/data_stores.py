@@ -12,7 +12,9 @@ DATABASE_URL = get_str("DATABASE_URL", f"sqlite:///{_VAR / 'keel.sqlite3'}")
 try:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 except ValueError as exc:
-    raise StartupError(f"DATABASE_URL is not a valid database URL ({exc}): use postgres://user:pass@host:5432/db.") from None
+    raise StartupError(
+        f"DATABASE_URL is not a valid database URL ({exc}): use postgres://user:pass@host:5432/db."
+    ) from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite is shared by the web thread, the Celery threads and the simulator in one process.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
