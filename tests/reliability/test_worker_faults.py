@@ -161,3 +161,140 @@ async def test_channel_layer_works_again_after_redis_restart(own_redis: OwnRedis
     assert message["n"] == 2
     assert failures <= 2, failures
     await layer.flush()
+
+
+# --- a Celery worker killed mid-task ----------------------------------------------------------------------------
+
+_SETUP = """
+from anomaly import alerts
+from anomaly.models import NotificationChannel
+from controlplane.models import Project
+p = Project.objects.create(slug="worker-kill", name="worker kill")
+NotificationChannel.objects.create(project=p, name="hook", kind="webhook", config={"url": "URL", "secret": "s3cret"})
+alert = alerts.raise_alert(project=p, title="gateway push failed", detail="boom", route="chat")
+print("ALERT", alert.pk)
+"""
+
+_STATE = """
+import json
+from anomaly.models import Alert, NotificationAttempt
+from anomaly.notifications.delivery import deliver_due
+from django.utils import timezone
+from datetime import timedelta
+if "DUE" == "yes":
+    deliver_due(now=timezone.now() + timedelta(minutes=6))
+print(json.dumps({"alerts": Alert.objects.count(),
+                  "attempts": list(NotificationAttempt.objects.values_list("status", "attempts"))}))
+"""
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    from tests.conftest import require_service
+
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    import psycopg
+
+    name = f"keel_reliability_{os.urandom(4).hex()}"
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgres://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+
+def _redis_count(url: str, *command: str) -> int:
+    import redis
+
+    return int(redis.Redis.from_url(url).execute_command(*command) or 0)
+
+
+def test_worker_killed_mid_task_runs_it_again_without_duplicates(own_redis: OwnRedis, postgres_url: str,
+                                                                  tmp_path: Path) -> None:
+    """The prefork child running ``anomaly.deliver_notification`` is SIGKILLed while the webhook call is in flight.
+    ``acks_late`` + ``reject_on_worker_lost`` put the message back, a new child runs it again, and the delivery's
+    lease stops the second run from sending a duplicate; the retry sweep delivers it once the lease expires.
+    PostgreSQL is shared by the test's management commands and the worker (SQLite does not share well)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[bytes] = []
+    release = threading.Event()
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.append(body)
+            if len(received) == 1:
+                release.wait(60)  # the first delivery hangs: the worker is mid-task
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    var = tmp_path / "var"
+    var.mkdir()
+    env = {**server_env(var), "DATABASE_URL": postgres_url, "CELERY_BROKER_URL": own_redis.url}
+
+    def shell(code: str) -> str:
+        done = subprocess.run([sys.executable, str(ROOT / "manage.py"), "shell", "-c", code], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    for step in (("migrate", "-v0"), ("migrate_clickhouse",)):
+        done = subprocess.run([sys.executable, str(ROOT / "manage.py"), *step], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+    shell(_SETUP.replace("URL", f"http://127.0.0.1:{hook.server_address[1]}/hook"))
+    assert _redis_count(own_redis.url, "LLEN", "celery") == 1  # the delivery task is queued
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "--loglevel=INFO", "--pool=prefork",
+             "--concurrency=1", "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait(lambda: len(received) >= 1, 120, "the webhook call")
+        children = _children(worker.pid)
+        assert len(children) == 1, children
+        os.kill(children[0], signal.SIGKILL)
+        release.set()
+        # The message goes back and is consumed again (by a new child); then nothing is queued or unacked.
+        _wait(lambda: len(_children(worker.pid)) == 1 and _children(worker.pid) != children, 60, "a new child")
+        _wait(lambda: _redis_count(own_redis.url, "LLEN", "celery") == 0
+              and _redis_count(own_redis.url, "HLEN", "unacked") == 0, 60, "the redelivered task to finish")
+        time.sleep(2)
+        assert worker.poll() is None
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+    import json
+
+    text = log.read_text(errors="replace")
+    assert "WorkerLostError('Worker exited prematurely: signal 9 (SIGKILL)" in text, text[-2000:]
+    assert len(received) == 1, "the redelivered task sent the notification again while the first was in flight"
+    state = json.loads(shell(_STATE).strip().splitlines()[-1])
+    assert state["alerts"] == 1
+    assert [status for status, _tries in state["attempts"]] == ["sending"], state  # leased by the killed run
+    # After the lease, the retry sweep (beat's anomaly.retry_notifications) delivers it exactly once more.
+    try:
+        state = json.loads(shell(_STATE.replace('"DUE"', '"yes"')).strip().splitlines()[-1])
+        again = json.loads(shell(_STATE.replace('"DUE"', '"yes"')).strip().splitlines()[-1])
+    finally:
+        hook.shutdown()
+    assert state["attempts"] == [["delivered", 1]], state
+    assert again == state and len(received) == 2
