@@ -34,6 +34,9 @@ Built = tuple[FloatArray, FloatArray | None, FloatArray | None]  # values, count
 
 DEFAULT_WINDOW_MINUTES = 7 * 1440
 EVIDENCE_POINTS = 240  # minutes of observed/expected/band stored with a detection for the chart
+# Baselines use the whole window; only the newest minutes are scored (plus the detectors' own warm-up), which is
+# what a per-minute job needs and a fraction of the work of replaying a week. An incident can start inside it.
+DEFAULT_SCORE_MINUTES = 360
 
 
 def _calls(c: dict[str, FloatArray]) -> FloatArray:
@@ -127,6 +130,7 @@ def sweep_project(
     *,
     now: datetime | None = None,
     window_minutes: int = DEFAULT_WINDOW_MINUTES,
+    score_minutes: int | None = DEFAULT_SCORE_MINUTES,
     groupings: tuple[Grouping, ...] = (Grouping.ROUTE_VERSION, Grouping.SERVICE),
 ) -> SweepReport:
     """Run every enabled periodic detector over the project's rollups and reconcile alerts."""
@@ -143,7 +147,7 @@ def sweep_project(
         # Every grouping shares the grid, so each detector runs once over all of them (its time loop is the cost).
         batch = _stack(matrices)
         for spec in enabled:
-            _run_detector(project, spec, configs[spec.kind], batch, open_alerts, report, now)
+            _run_detector(project, spec, configs[spec.kind], batch, open_alerts, report, now, score_minutes)
     report.renotified = alerts.renotify_due(project, now=now)
     return report
 
@@ -180,6 +184,7 @@ def _run_detector(
     open_alerts: dict[str, Alert],
     report: SweepReport,
     now: datetime,
+    score_minutes: int | None,
 ) -> None:
     if len(matrix) == 0:
         return
@@ -196,6 +201,7 @@ def _run_detector(
             events=events,
             sensitivity=min(max(config.sensitivity, 0.0), 1.0),
             policy=AlertPolicy(cooldown=config.cooldown_minutes),
+            score_from=None if score_minutes is None else max(values.shape[1] - score_minutes, 0),
         )
     except Exception as exc:  # one detector's failure must not stop the others
         logger.exception("detector %s failed for project %s", spec.kind, project.slug)
