@@ -11,6 +11,8 @@ values used twice are computed once under an alias.
 
 from __future__ import annotations
 
+import re
+
 A = "SpanAttributes"
 R = "ResourceAttributes"
 
@@ -383,18 +385,57 @@ LLM_CALL_COLUMNS = [
 ]
 
 
+_SOURCE_COLUMNS = {"ProjectId", "Timestamp", "TraceId", "SpanId", "ParentSpanId", "ServiceName", "SpanName",
+                   "StatusCode", "ScopeName", "ScopeVersion"}
+# Computed before the inference filter (they decide whether a span is an LLM call at all).
+_FILTER_COLUMNS = ("is_litellm", "raw_op", "RequestModel", "raw_response_model", "Operation")
+
+
+def _layered(columns: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    """``columns`` grouped into dependency layers: an expression refers only to source columns, to columns
+    computed before ``columns`` and to aliases of earlier layers."""
+    aliases = {a for a, _ in columns}
+    depth: dict[str, int] = {}
+    for alias, expr in columns:
+        code = re.sub(r"'(?:[^'\\]|\\.)*'", "''", expr)  # ignore string literals
+        refs = {name for name in re.findall(r"(?<![.\w`])([A-Za-z_]\w*)(?![\w`(])", code) if name in aliases}
+        depth[alias] = 1 + max((depth[r] for r in refs), default=-1)
+    layers: list[list[tuple[str, str]]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for alias, expr in columns:
+        layers[depth[alias]].append((alias, expr))
+    return layers
+
+
+def _layers() -> tuple[list[list[tuple[str, str]]], list[list[tuple[str, str]]]]:
+    """(layers deciding whether a span is an LLM call, layers of everything else).
+
+    Why layers: the query analyzer inlines an alias by copying its expression wherever it is used, so one flat
+    SELECT whose aliases build on aliases (cost → price → price_key → ResponseModel → …) analyses a tree many
+    times its text — about 0.5 s of CPU, and a materialized view analyses its SELECT again for every insert.
+    Selecting each layer from a subquery of the previous one refers to columns instead of copies.
+    """
+    columns = [(a, e) for a, e in _columns() if not (a == e and a in _SOURCE_COLUMNS)]
+    first = [(a, e) for a, e in columns if a in _FILTER_COLUMNS]
+    rest = [(a, e) for a, e in columns if a not in _FILTER_COLUMNS]
+    return _layered(first), _layered(rest)
+
+
 def normalising_select(source_table: str, where: str = "") -> str:
     """SELECT turning raw spans of ``source_table`` into ``llm_calls`` rows, in ``LLM_CALL_COLUMNS`` order.
 
     ``where`` adds a condition on the raw span columns (``reprice`` restricts to one tenant and time range).
+    Non-inference spans are dropped as soon as ``Operation`` is known, before the remaining columns are computed.
     """
-    exprs = ",\n    ".join(f"{expr} AS {alias}" if expr != alias else alias for alias, expr in _columns())
     inner_where = f"ProjectId != '' AND SpanName != 'raw_gen_ai_request'{f' AND ({where})' if where else ''}"
     inference = ", ".join(_q(o) for o in CANONICAL_INFERENCE)
-    return (
-        f"SELECT {', '.join(LLM_CALL_COLUMNS)} FROM (\nSELECT\n    {exprs}\nFROM {source_table}\n"
-        f"WHERE {inner_where}\n) WHERE Operation IN ({inference})"
-    )
+    sql = f"SELECT * FROM {source_table} WHERE {inner_where}"
+    deciding, rest = _layers()
+    for i, layer in enumerate([*deciding, *rest]):
+        if i == len(deciding):
+            sql = f"SELECT * FROM ({sql}) WHERE Operation IN ({inference})"
+        exprs = ",\n    ".join(f"{expr} AS {alias}" for alias, expr in layer)
+        sql = f"SELECT *,\n    {exprs}\nFROM (\n{sql}\n)"
+    return f"SELECT {', '.join(LLM_CALL_COLUMNS)} FROM (\n{sql}\n)"
 
 
 def llm_calls_select(source_table: str) -> str:
