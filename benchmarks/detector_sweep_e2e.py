@@ -36,7 +36,9 @@ SAMPLES_PER_MINUTE = 8
 def load(tenant: str, routes: int, versions: int, minutes: int, end: datetime) -> float:
     """One row per series × minute, as the rollup MV leaves it after merges."""
     from ingestion.clickhouse.client import get_client
+    from ingestion.clickhouse.schema import QUANTILE_FUNCTION, QUANTILES
 
+    STATE = f"{QUANTILE_FUNCTION}State({QUANTILES})"
     start = (end - timedelta(minutes=minutes)).replace(tzinfo=None)
     series = routes * versions
     total = series * minutes
@@ -51,12 +53,12 @@ SELECT {{tenant:String}}, minute, 'prod', concat('route-', toString(s % {routes}
     concat('svc-', toString(s % {SERVICES})), 'openai', concat('model-v', toString(intDiv(s, {routes}))), '',
     calls, errors, calls, calls * 200, calls * 100, 0, 0, calls * 0.002, 0, calls * lat,
     map('_none', toUInt64(0)), map('stop', calls),
-    arrayReduce('quantilesState(0.5, 0.9, 0.95, 0.99)', arrayMap(i -> lat * exp(0.1 * sin(i * 7 + m)), range(
+    arrayReduce('{STATE}', arrayMap(i -> lat * exp(0.1 * sin(i * 7 + m)), range(
         {SAMPLES_PER_MINUTE}))),
-    arrayReduce('quantilesState(0.5, 0.9, 0.95, 0.99)', arrayMap(i -> lat * 0.2 * exp(0.1 * sin(i * 3 + m)), range(
+    arrayReduce('{STATE}', arrayMap(i -> lat * 0.2 * exp(0.1 * sin(i * 3 + m)), range(
         {SAMPLES_PER_MINUTE}))),
-    arrayReduce('quantilesState(0.5, 0.9, 0.95, 0.99)', [toUInt32(100)]),
-    arrayReduce('quantilesState(0.5, 0.9, 0.95, 0.99)', [toUInt32(200)])
+    arrayReduce('{STATE}', [toUInt32(100)]),
+    arrayReduce('{STATE}', [toUInt32(200)])
 FROM (
     SELECT number AS n, intDiv(n, {minutes}) AS s, n % {minutes} AS m,
         toDateTime({{start:DateTime}}) + 60 * m AS minute,
@@ -90,6 +92,7 @@ def child(routes: int, versions: int, days: int, repeat: int) -> dict[str, objec
     minutes = days * 1440
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     load_seconds = load(project.tenant_id, routes, versions, minutes, end)
+    print(f"loaded {routes * versions} series x {minutes} minutes in {load_seconds:.0f} s", flush=True)
 
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core, chDB threads included
@@ -104,6 +107,7 @@ def child(routes: int, versions: int, days: int, repeat: int) -> dict[str, objec
         began = time.perf_counter()
         report = sweep.sweep_project(project, now=end)
         sweeps.append(time.perf_counter() - began)
+        print(f"sweep {len(sweeps)}: {sweeps[-1]:.2f} s", flush=True)
     assert report is not None
     leaders = Alert.objects.filter(project=project, incident__isnull=True).count()
     best = min(sweeps)
