@@ -212,11 +212,64 @@ def _nanos(expr: str) -> str:
     return f"fromUnixTimestamp64Nano(toInt64({expr}))"
 
 
+# Caps (like the OTel SDK's span limits, applied here so no client can make a row unbounded): the first
+# MAX_SPAN_EVENTS events are kept (one event per streamed chunk exists in the wild; the first chunk is what TTFT
+# needs), plus any later `exception` event (the error type). An attribute value of a span or event whose payload
+# (string, bytes, or the strings inside an array / key-value list) exceeds MAX_ATTRIBUTE_BYTES is stored cut to
+# that many bytes (at a UTF-8 boundary). A span that lost something says so in the attributes
+# `keel.truncated.events` (events dropped) and `keel.truncated.attributes` (values cut), which
+# `llm_calls.Truncated` and the coverage view count.
+MAX_SPAN_EVENTS = 128
+MAX_ATTRIBUTE_BYTES = 65536
+TRUNCATED_EVENTS_KEY = "keel.truncated.events"
+TRUNCATED_ATTRIBUTES_KEY = "keel.truncated.attributes"
+
+
+def _payload_bytes_sql(v: str) -> str:
+    """Size of an AnyValue's payload, from lengths only (cheap: no stringification)."""
+    return (
+        f"(length({v}.string_value) + length({v}.bytes_value) "
+        f"+ arraySum(x -> length(x.string_value) + length(x.bytes_value), {v}.array_value.values) "
+        f"+ arraySum(x -> length(x.key) + length(x.value.string_value) + length(x.value.bytes_value), "
+        f"{v}.kvlist_value.values))"
+    )
+
+
+def _capped_value_sql(v: str) -> str:
+    text = value_string_sql(v)
+    return (
+        f"if({_payload_bytes_sql(v)} > {MAX_ATTRIBUTE_BYTES}, "
+        f"toValidUTF8(substring({text}, 1, {MAX_ATTRIBUTE_BYTES})), {text})"
+    )
+
+
+def _cut_values_sql(kvs: str) -> str:
+    return f"arrayCount(kv -> {_payload_bytes_sql('kv.value')} > {MAX_ATTRIBUTE_BYTES}, {kvs})"
+
+
+def _span_attributes_sql(kvs: str, all_events: str, kept_events: str) -> str:
+    """The span's attributes with values capped, plus the truncation attributes when something was dropped."""
+    cut = f"({_cut_values_sql(kvs)} + arraySum(e -> {_cut_values_sql('e.attributes')}, {kept_events}))"
+    counts = f"[toUInt64(length({all_events}) - length({kept_events})), toUInt64({cut})]"
+    return (
+        f"mapFromArrays("
+        f"arrayConcat(arrayMap(kv -> kv.key, {kvs}), "
+        f"arrayFilter((k, n) -> n > 0, ['{TRUNCATED_EVENTS_KEY}', '{TRUNCATED_ATTRIBUTES_KEY}'], {counts})), "
+        f"arrayConcat(arrayMap(kv -> {_capped_value_sql('kv.value')}, {kvs}), "
+        f"arrayMap(n -> toString(n), arrayFilter(n -> n > 0, {counts}))))"
+    )
+
+
+def _capped_map_sql(kvs: str) -> str:
+    return f"mapFromArrays(arrayMap(kv -> kv.key, {kvs}), arrayMap(kv -> {_capped_value_sql('kv.value')}, {kvs}))"
+
+
 def traces_flatten_select(landing: str) -> str:
     """Landing rows (one per OTLP request) → one ``otel_traces`` row per span.
 
     The attribute maps are built in a middle subquery so the redaction expression refers to a column, not to
-    a copy of the map-building expression (keeps the query tree far below ClickHouse's size limit).
+    a copy of the map-building expression (keeps the query tree far below ClickHouse's size limit). Events and
+    attribute values are capped there too (see ``MAX_SPAN_EVENTS``).
     """
     return f"""SELECT
     keel_project AS ProjectId,
@@ -236,7 +289,7 @@ def traces_flatten_select(landing: str) -> str:
     if(s.end_time_unix_nano > s.start_time_unix_nano, s.end_time_unix_nano - s.start_time_unix_nano, 0) AS Duration,
     transform(s.status.code, [1, 2], ['Ok', 'Error'], 'Unset') AS StatusCode,
     s.status.message AS StatusMessage,
-    arrayMap(e -> {_nanos('e.time_unix_nano')}, s.events) AS `Events.Timestamp`,
+    arrayMap(e -> {_nanos('e.time_unix_nano')}, events) AS `Events.Timestamp`,
     event_names AS `Events.Name`,
     arrayMap((n, m) -> {_redacted_map_sql('m', 'n')}, event_names, event_attrs) AS `Events.Attributes`,
     arrayMap(l -> lower(hex(l.trace_id)), s.links) AS `Links.TraceId`,
@@ -246,9 +299,11 @@ def traces_flatten_select(landing: str) -> str:
 FROM (
     SELECT keel_project, keel_capture, keel_extra, res, ss.scope.name AS scope_name,
         ss.scope.version AS scope_version, s,
-        {attributes_map_sql('s.attributes')} AS span_attrs,
-        arrayMap(e -> e.name, s.events) AS event_names,
-        arrayMap(e -> {attributes_map_sql('e.attributes')}, s.events) AS event_attrs
+        arrayConcat(arraySlice(s.events, 1, {MAX_SPAN_EVENTS}),
+                    arrayFilter(e -> e.name = 'exception', arraySlice(s.events, {MAX_SPAN_EVENTS + 1}))) AS events,
+        {_span_attributes_sql('s.attributes', 's.events', 'events')} AS span_attrs,
+        arrayMap(e -> e.name, events) AS event_names,
+        arrayMap(e -> {_capped_map_sql('e.attributes')}, events) AS event_attrs
     FROM (
         SELECT keel_project, {_TENANT_SWITCHES}, {_resource_map_sql('rs.resource.attributes')} AS res,
             rs.scope_spans AS scope_spans
