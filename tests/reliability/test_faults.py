@@ -117,7 +117,6 @@ def _sender_thread(sender: load.Sender, bodies: list[tuple[bytes, list[str]]], g
     return threading.Thread(target=run)
 
 
-@pytest.mark.django_db(transaction=True)
 def test_web_process_killed_mid_batch_acknowledged_is_kept_and_the_rest_is_retried(tmp_path) -> None:
     """``manage.py serve`` is SIGKILLed while requests are in flight and restarted on the same store. The client
     (retrying every non-200 and every dropped connection with the same body, as the OTel exporter does) ends with

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -69,6 +69,7 @@ def _make_world(ch: Any, django_user_model: Any) -> World:
     from controlplane.models import Membership, Project
     from controlplane.models.routing import Action, Budget, GatewayAdapter, GatewaySync, Policy
     from controlplane.routing import services
+    from ingestion.models import Price
 
     a = Project.objects.create(slug=f"iso-a-{uuid.uuid4().hex[:6]}", name="A")
     b = Project.objects.create(slug=f"iso-b-{uuid.uuid4().hex[:6]}", name=f"B {MARKER}")
@@ -99,6 +100,11 @@ def _make_world(ch: Any, django_user_model: Any) -> World:
         "silence": Silence.objects.create(project=b, route=route.name, comment=MARKER,
                                           starts_at=datetime.now(UTC), ends_at=datetime.now(UTC) + timedelta(days=1)),
         "member": b_member,
+        "deployment": route.deployments.order_by("pk").first(),
+        # reference data shared by every project (not B's): readable by all, writable by staff only
+        "price": Price.objects.create(provider="openai", model_pattern=f"iso-{MARKER[-6:]}",
+                                      valid_from=date(2026, 1, 1), input_per_mtok=Decimal("1"),
+                                      output_per_mtok=Decimal("2")),
     }
     b_key = issue_key(b, ["ingest", "read", "admin"], name=f"key-{MARKER}")
     objects["key"] = b_key.api_key if hasattr(b_key, "api_key") else b.api_keys.get()
@@ -126,6 +132,7 @@ B_IDS: dict[str, dict[str, str]] = {
     "api-member": {"member_id": "member"},
     "api-route": {"route_id": "route"},
     "api-route-deployments": {"route_id": "route"},
+    "api-route-deployment": {"route_id": "route", "deployment_id": "deployment"},
     "api-route-revisions": {"route_id": "route"},
     "api-route-rollback": {"route_id": "route"},
     "api-route-reroute": {"route_id": "route"},
@@ -147,12 +154,16 @@ B_IDS: dict[str, dict[str, str]] = {
     "api-detector": {"kind": "detector"},
     "api-channel": {"pk": "channel"},
     "api-silence": {"pk": "silence"},
+    "price-detail": {"pk": "price"},
 }
+# URLs whose ids are not project-owned: A's own answer is expected (never B's data, never a non-staff write).
+SHARED = {"api-detector", "price-detail"}
 
 PAGE_IDS: dict[str, dict[str, str]] = {
     "trace-detail": {"trace_id": "trace"},
     "alert-detail": {"alert_id": "alert"},
     "alert-action": {"alert_id": "alert", "verb": "ack"},
+    "alert-approve": {"alert_id": "alert", "policy_id": "policy"},
     "route-detail": {"route_id": "route"},
     "route-rollback": {"route_id": "route"},
     "route-reroute": {"route_id": "route"},
@@ -224,13 +235,13 @@ def test_no_api_endpoint_shows_or_changes_project_b(world: World) -> None:
             "role": "admin", "username": world.a_user.username, "scopes": ["admin"]}
     checked = 0
     for route, pattern in api_patterns():
-        # detectors/<kind>: kinds are names every project has (A's own config answers), not B's ids
-        own_ids = "<" not in route or pattern.name == "api-detector"
+        # detectors/<kind>: kinds are names every project has (A's own config answers); prices are shared
+        own_ids = "<" not in route or pattern.name in SHARED
         url = _fill(route, B_IDS.get(pattern.name or "", {}), world)
         for who, client in _clients(world).items():
             for query in ("", f"?project={world.b.slug}"):
                 for method in METHODS:
-                    if own_ids and method != "get" and not query:
+                    if own_ids and method != "get" and not query and pattern.name not in SHARED:
                         continue  # writing to A's own lists is A's business; with ?project=B it must fail
                     response = getattr(client, method)(url + query, body, format="json")
                     checked += 1

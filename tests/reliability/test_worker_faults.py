@@ -133,6 +133,7 @@ def test_celery_worker_reconnects_after_redis_restart(own_redis: OwnRedis, tmp_p
 async def test_channel_layer_works_again_after_redis_restart(own_redis: OwnRedis) -> None:
     import asyncio
 
+    import redis.exceptions
     from channels_redis.core import RedisChannelLayer
 
     layer = RedisChannelLayer(hosts=[own_redis.url])
@@ -153,7 +154,7 @@ async def test_channel_layer_works_again_after_redis_restart(own_redis: OwnRedis
         try:
             message = await round_trip(2)
             break
-        except (ConnectionError, OSError, asyncio.TimeoutError) as exc:  # noqa: UP041
+        except (ConnectionError, OSError, asyncio.TimeoutError, redis.exceptions.ConnectionError) as exc:  # noqa: UP041
             failures += 1
             if time.monotonic() > deadline:
                 raise AssertionError(f"the channel layer did not reconnect: {exc!r}") from None
