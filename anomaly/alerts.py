@@ -38,6 +38,7 @@ from anomaly.models import (
     Silence,
 )
 from controlplane import realtime
+from controlplane.metrics import ALERTS
 from controlplane.models import Project
 
 logger = logging.getLogger(__name__)
@@ -167,6 +168,7 @@ def _transition(
         reason=reason[:2000],
         at=now,
     )
+    ALERTS.labels(alert.detector, action).inc()
     if notify:
         from anomaly import notifications
 

@@ -11,6 +11,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from controlplane.metrics import WEBSOCKET_CLIENTS
 from controlplane.realtime import project_group
 from controlplane.tenancy import NoProjectAccess, ProjectAccess, access_for_user
 
@@ -39,11 +40,13 @@ class ProjectEventsConsumer(AsyncJsonWebsocketConsumer):
         self.group = project_group(access.project.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        WEBSOCKET_CLIENTS.inc()
         await self.send_json({"kind": "hello", "data": {"project": access.project.slug, "role": access.role}})
 
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            WEBSOCKET_CLIENTS.dec()
 
     async def project_event(self, message: dict[str, Any]) -> None:
         await self.send_json({"kind": message["kind"], "data": message.get("data", {})})

@@ -24,6 +24,7 @@ from anomaly.models import (
 )
 from anomaly.notifications import email, pagerduty, slack, webhook
 from anomaly.notifications.http import HttpDeliveryError
+from controlplane.metrics import NOTIFICATIONS
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +154,9 @@ def deliver(attempt_id: int, *, now: datetime | None = None) -> float | None:
             attempt.next_retry_at = now + timedelta(seconds=delay)
         logger.warning("notification %s via %s failed (try %d): %s", attempt.pk, attempt.channel, attempt.attempts,
                        attempt.error)
+        NOTIFICATIONS.labels(attempt.channel.kind, str(attempt.status)).inc()
     else:
+        NOTIFICATIONS.labels(attempt.channel.kind, "delivered").inc()
         attempt.status = AttemptStatus.DELIVERED
         attempt.response_code = code
         attempt.error = ""

@@ -20,6 +20,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from controlplane import realtime
+from controlplane.metrics import ACTIONS
 from controlplane.models import Action, Deployment, Project, Route, RouteRevision
 from controlplane.models.routing import ActionKind, ActionState
 from controlplane.routing import audit, policy_document
@@ -357,6 +358,7 @@ def _act(route: Route, kind: str, actor: Actor, reason: str, pick_target: Any, p
         failed = [r for r in results if not r.ok]
         if failed:
             action.state = ActionState.FAILED
+            ACTIONS.labels(kind, "failed").inc()
             action.error = "; ".join(f"{r.adapter.name}: {r.error}" for r in failed)[:4000]
             action.save(update_fields=["state", "error"])
             audit.append(project, actor.label, "action.failed", f"{kind} on {route} failed: {action.error}",
@@ -372,6 +374,7 @@ def _act(route: Route, kind: str, actor: Actor, reason: str, pick_target: Any, p
             Route.objects.filter(pk=route.pk).update(version=route.version)
             policy_version = policy_document.bump_version(project)
             action.state = ActionState.APPLIED
+            ACTIONS.labels(kind, "applied").inc()
             action.applied_at = timezone.now()
             action.save(update_fields=["state", "applied_at"])
             audit.append(project, actor.label, "action.applied",

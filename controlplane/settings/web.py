@@ -102,6 +102,14 @@ SPECTACULAR_SETTINGS = {
         "ActionKindEnum": "controlplane.models.routing.ActionKind",
         "ActionStateEnum": "controlplane.models.routing.ActionState",
         "AdapterKindEnum": "controlplane.models.routing.AdapterKind",
+        "DetectorKindEnum": "anomaly.models.DetectorKind",
+        "SeverityEnum": "anomaly.models.Severity",
+        "AlertStateEnum": "anomaly.models.AlertState",
+        "ChannelKindEnum": "anomaly.models.ChannelKind",
+        "AttemptStatusEnum": "anomaly.models.AttemptStatus",
+        "PolicyModeEnum": "controlplane.models.routing.PolicyMode",
+        "BudgetPeriodEnum": "controlplane.models.routing.BudgetPeriod",
+        "BudgetResponseEnum": "controlplane.models.routing.BudgetResponse",
     },
 }
 
