@@ -8,6 +8,9 @@ small query. Every query is bound to the tenant; a query object cannot be built 
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -173,13 +176,153 @@ class SeriesMatrix:
         return len(self.keys)
 
 
-def load_series(tenant_id: str, grouping: Grouping, window: Window, families: set[Family]) -> SeriesMatrix:
-    """Load the requested families for every series of the tenant seen in the window."""
+def load_series(
+    tenant_id: str,
+    grouping: Grouping,
+    window: Window,
+    families: set[Family],
+    cache: SettledCache | None = None,
+) -> SeriesMatrix:
+    """Load the requested families for every series of the tenant seen in the window.
+
+    With a ``cache``, the settled part of the window (older than its settle horizon) comes from process memory
+    and only the recent minutes are queried; the result is the same matrix the full query returns.
+    """
     if not tenant_id:
         raise ValueError("a tenant id is required for every rollup query")
+    if cache is not None:
+        warm = cache.load(tenant_id, grouping, window, families)
+        if warm is not None:
+            return warm
+    hashes, matrix = _load_full(tenant_id, grouping, window, families | ({Family.TRAFFIC} if cache else set()))
+    if cache is not None:
+        cache.store(tenant_id, grouping, window, hashes, matrix)
+    return _only(matrix, families)
+
+
+def _load_full(
+    tenant_id: str, grouping: Grouping, window: Window, families: set[Family]
+) -> tuple[npt.NDArray[np.uint64], SeriesMatrix]:
     labels = SeriesLabelsQuery(tenant_id, grouping, window).run()
     matrix = SeriesMatrix(grouping, window, [lab for _, lab, _ in labels], np.array([c for *_, c in labels]))
     index = {h: i for i, (h, _, _) in enumerate(labels)}
     for family in sorted(families):
         matrix.columns.update(FamilyQuery(tenant_id, grouping, family, window).run(index))
-    return matrix
+    return np.array([h for h, _, _ in labels], dtype=np.uint64), matrix
+
+
+def _only(matrix: SeriesMatrix, families: set[Family]) -> SeriesMatrix:
+    wanted = {name for family in families for name in _FAMILY_COLUMNS[family]}
+    return SeriesMatrix(matrix.grouping, matrix.window, matrix.keys, matrix.total_calls,
+                        {name: col for name, col in matrix.columns.items() if name in wanted})
+
+
+@dataclass(slots=True)
+class _Settled:
+    """Matrices of one tenant × grouping for the settled minutes ``[start, end)``, rows in label order."""
+
+    start: datetime
+    end: datetime
+    hashes: npt.NDArray[np.uint64]
+    keys: list[dict[str, str]]
+    columns: dict[str, FloatArray]  # always includes "calls" (NaN where a series had no row: presence)
+    filled_at: float  # monotonic time of the full query this entry descends from
+
+    @property
+    def nbytes(self) -> int:
+        return sum(col.nbytes for col in self.columns.values())
+
+
+class SettledCache:
+    """Per-process cache of the settled part of each project's rollup matrices.
+
+    Rollup rows older than ``settle`` (late spans aside) no longer change, so a per-minute sweep only needs to
+    query the newest minutes and append them to what it read before. An entry is dropped (and the next load does
+    the full query) when a series appears that the entry does not know, after ``ttl`` since its full query (which
+    also picks up any late spans), when the requested window starts before it, or when the byte budget evicts it
+    (least recently used first). Several worker processes each keep their own; correctness never depends on it.
+    """
+
+    def __init__(self, settle: timedelta = timedelta(hours=2), ttl: timedelta = timedelta(hours=1),
+                 max_bytes: int = 1536 * 2**20) -> None:
+        self.settle = settle
+        self.ttl = ttl
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[str, Grouping], _Settled] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def _get(self, key: tuple[str, Grouping]) -> _Settled | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def _put(self, key: tuple[str, Grouping], entry: _Settled) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+            if entry.nbytes > self.max_bytes:
+                return
+            self._entries[key] = entry
+            while sum(e.nbytes for e in self._entries.values()) > self.max_bytes:
+                self._entries.popitem(last=False)
+
+    def _drop(self, key: tuple[str, Grouping]) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def store(self, tenant_id: str, grouping: Grouping, window: Window, hashes: npt.NDArray[np.uint64],
+              matrix: SeriesMatrix, filled_at: float | None = None) -> None:
+        """Keep the settled minutes of a full (or assembled) matrix; ``matrix`` must include the traffic family."""
+        # Settled relative to the window's end and to the clock (a window ending in the future has nothing settled).
+        settled_end = min(window.end, Window.ending_now(0).end) - self.settle
+        keep = int((settled_end - window.start).total_seconds() // 60)
+        if keep <= 0 or "calls" not in matrix.columns:
+            self._drop((tenant_id, grouping))
+            return
+        columns = {name: np.ascontiguousarray(col[:, :keep]) for name, col in matrix.columns.items()}
+        self._put((tenant_id, grouping), _Settled(window.start, settled_end, hashes.copy(), list(matrix.keys),
+                                                   columns, time.monotonic() if filled_at is None else filled_at))
+
+    def load(self, tenant_id: str, grouping: Grouping, window: Window, families: set[Family]) -> SeriesMatrix | None:
+        """The window's matrix from the cached settled minutes plus a query of the rest, or None (go cold)."""
+        key = (tenant_id, grouping)
+        entry = self._get(key)
+        if entry is None or time.monotonic() - entry.filled_at > self.ttl.total_seconds():
+            self.misses += 1
+            return None
+        wanted = {name for family in families | {Family.TRAFFIC} for name in _FAMILY_COLUMNS[family]}
+        if (window.start < entry.start or window.end <= entry.end or window.start > entry.end
+                or not wanted <= entry.columns.keys()):
+            self.misses += 1
+            return None
+        recent = Window(window.end, int((window.end - entry.end).total_seconds() // 60))
+        known = {int(h): i for i, h in enumerate(entry.hashes)}
+        if any(h not in known for h, _, _ in SeriesLabelsQuery(tenant_id, grouping, recent).run()):
+            self._drop(key)  # a new series: its history may sit in the settled minutes too
+            self.misses += 1
+            return None
+        fresh: dict[str, FloatArray] = {}
+        for family in sorted(families | {Family.TRAFFIC}):
+            fresh.update(FamilyQuery(tenant_id, grouping, family, recent).run(known))
+        skip = int((window.start - entry.start).total_seconds() // 60)
+        columns = {name: np.hstack([entry.columns[name][:, skip:], fresh[name]]) for name in wanted}
+        calls = columns["calls"]
+        seen = ~np.isnan(calls).all(axis=1)  # the full query lists series with at least one row in the window
+        rows = np.flatnonzero(seen)
+        columns = {name: col[rows] if rows.size < col.shape[0] else col for name, col in columns.items()}
+        keys = [entry.keys[i] for i in rows]
+        total = np.nansum(columns["calls"], axis=1) if rows.size else np.zeros(0)
+        matrix = SeriesMatrix(grouping, window, keys, total, columns)
+        self.store(tenant_id, grouping, window, entry.hashes[rows], matrix, filled_at=entry.filled_at)
+        self.hits += 1
+        return _only(matrix, families)
+
+
+settled_cache = SettledCache()

@@ -23,7 +23,7 @@ from anomaly import alerts
 from anomaly.detectors import AlertPolicy, DetectionResult, Episode, detect_batch
 from anomaly.detectors.evidence import epoch_to_datetime
 from anomaly.models import OPEN_STATES, Alert, DetectorConfig, DetectorKind
-from anomaly.rollups import Family, Grouping, SeriesMatrix, Window, load_series
+from anomaly.rollups import Family, Grouping, SeriesMatrix, SettledCache, Window, load_series, settled_cache
 from anomaly.series import safe_ratio
 from controlplane.models import Project
 
@@ -132,8 +132,13 @@ def sweep_project(
     window_minutes: int = DEFAULT_WINDOW_MINUTES,
     score_minutes: int | None = DEFAULT_SCORE_MINUTES,
     groupings: tuple[Grouping, ...] = (Grouping.ROUTE_VERSION, Grouping.SERVICE),
+    cache: SettledCache | None = settled_cache,
 ) -> SweepReport:
-    """Run every enabled periodic detector over the project's rollups and reconcile alerts."""
+    """Run every enabled periodic detector over the project's rollups and reconcile alerts.
+
+    ``cache`` keeps the settled minutes of the rollup matrices between sweeps in this process (``None``: query
+    the whole window every time); either way the detectors see the same matrices.
+    """
     now = now or timezone.now()
     window = Window.ending_now(window_minutes, now)
     report = SweepReport(project.slug)
@@ -142,7 +147,7 @@ def sweep_project(
     open_alerts = {a.fingerprint: a for a in Alert.objects.filter(project=project, state__in=OPEN_STATES)}
     if enabled:
         families = set().union(*(spec.families for spec in enabled))
-        matrices = [load_series(project.tenant_id, grouping, window, families) for grouping in groupings]
+        matrices = [load_series(project.tenant_id, grouping, window, families, cache) for grouping in groupings]
         report.series = {m.grouping.value: len(m) for m in matrices}
         # Every grouping shares the grid, so each detector runs once over all of them (its time loop is the cost).
         batch = _stack(matrices)
