@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -87,10 +88,19 @@ class BatchWriter:
         client_factory: Callable[[], Any] = get_client,
         max_queued_records: int | None = None,
         max_batch_records: int | None = None,
+        linger_ms: int | None = None,
+        max_linger_ms: int | None = None,
     ) -> None:
         self.client_factory = client_factory
         self.max_queued_records = max_queued_records or configured_int("KEEL_WRITER_MAX_QUEUED_RECORDS", 65_536)
         self.max_batch_records = max_batch_records or configured_int("KEEL_WRITER_MAX_BATCH_RECORDS", 16_384)
+        # Every insert pays a fixed cost (the views' SELECTs are analysed per insert, one part per table): after
+        # an insert, exporters answered together send their next requests together, so wait while they keep
+        # arriving (at most `linger_ms` between two, `max_linger_ms` in all) instead of inserting the first alone.
+        self.linger_s = (configured_int("KEEL_WRITER_LINGER_MS", 10) if linger_ms is None else linger_ms) / 1000
+        self.max_linger_s = (
+            configured_int("KEEL_WRITER_MAX_LINGER_MS", 100) if max_linger_ms is None else max_linger_ms
+        ) / 1000
         self._queue: collections.deque[_Item] = collections.deque()
         self._queued_records = 0
         self._inflight: dict[str, Future[int]] = {}
@@ -127,6 +137,15 @@ class BatchWriter:
         with self._cv:
             while not self._queue:
                 self._cv.wait()
+            if self.linger_s > 0:
+                deadline = time.monotonic() + self.max_linger_s
+                while self._queued_records < self.max_batch_records:
+                    seen = len(self._queue)
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not self._cv.wait_for(
+                        lambda seen=seen: len(self._queue) != seen, min(self.linger_s, remaining)  # type: ignore[misc]
+                    ):
+                        break
             batch: list[_Item] = []
             records = 0
             while self._queue and (not batch or records + self._queue[0].records <= self.max_batch_records):

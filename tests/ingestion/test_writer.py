@@ -78,3 +78,17 @@ def test_a_request_clickhouse_refuses_fails_alone(project) -> None:
     with pytest.raises(StoreUnavailable, match="Cannot parse"):
         bad.result(30)
     assert count_spans(project.tenant_id) == 8
+
+
+@pytest.mark.django_db
+def test_an_idle_writer_lingers_for_requests_arriving_close_together(project) -> None:
+    client = _Recording()
+    writer = BatchWriter(client_factory=client, linger_ms=200, max_linger_ms=2000)
+    futures = []
+    for i in range(4):  # exporters answered by one insert send their next requests a few ms apart
+        futures.append(_submit(writer, project.tenant_id, service=f"l{i}"))
+        threading.Event().wait(0.02)
+    assert [f.result(30) for f in futures] == [2] * 4
+    assert len(client.inserts) == 1
+    assert count_spans(project.tenant_id) == 8
+
