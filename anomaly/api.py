@@ -220,6 +220,8 @@ class AlertListView(generics.ListAPIView):
             if values:
                 qs = qs.filter(**{f"{name}__in": values})
         if params.get("route"):
+            if "\x00" in params["route"]:  # PostgreSQL text cannot hold NUL: a 400, not a DataError/500
+                raise serializers.ValidationError({"route": "must not contain NUL characters"})
             qs = qs.filter(route=params["route"])
         return qs
 
@@ -356,7 +358,8 @@ class _ProjectScopedCrud:
 
     def perform_create(self, serializer: serializers.BaseSerializer) -> None:
         extra: dict[str, Any] = {"project": project_access(self.request).project}  # type: ignore[attr-defined]
-        if self.model is Silence and getattr(self.request.user, "is_authenticated", False):  # type: ignore[attr-defined]
+        # API-key callers have no user row; only a signed-in user is recorded as the silence's author.
+        if self.model is Silence and getattr(self.request.user, "pk", None):  # type: ignore[attr-defined]
             extra["created_by"] = self.request.user  # type: ignore[attr-defined]
         serializer.save(**extra)
 

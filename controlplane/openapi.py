@@ -20,6 +20,7 @@ _DESCRIPTIONS = {
     "403": "The key or user may not do this in this project.",
     "404": "No such object in this project.",
     "409": "Conflict with the current state (e.g. a stale revision number).",
+    "415": "The request body's content type is not accepted (send JSON).",
     "429": "Rate limit exceeded; retry after the `Retry-After` header.",
 }
 
@@ -35,7 +36,7 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
             responses = operation["responses"]
             wanted = ["400", "401", "403", "404", "429"]
             if method in {"post", "put", "patch", "delete"}:
-                wanted.append("409")
+                wanted += ["409", "415"]
             for code in wanted:
                 responses.setdefault(code, {
                     "description": _DESCRIPTIONS[code],
