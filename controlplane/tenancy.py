@@ -44,6 +44,8 @@ def access_for_key(key: VerifiedKey) -> ProjectAccess:
 def access_for_user(user: Any, slug: str | None) -> ProjectAccess:
     if not getattr(user, "is_authenticated", False) or getattr(user, "pk", None) is None:
         raise NoProjectAccess("Not signed in.")
+    if slug and "\x00" in slug:  # no slug holds NUL, and PostgreSQL refuses it in a query (DataError → 500)
+        raise NoProjectAccess("You are not a member of this project.")
     memberships = Membership.objects.select_related("project").filter(user=user)
     if slug:
         memberships = memberships.filter(project__slug=slug)

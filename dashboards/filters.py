@@ -109,5 +109,7 @@ def filters_from_request(request: HttpRequest, now: datetime | None = None) -> F
         end = now
         start = now - RANGES[range_key]
     values = {name: get.get(name, "").strip()[:200] for name in DIMENSIONS}
+    # NUL can be in no stored value and PostgreSQL refuses it in a query (DataError → 500): a bad value, dropped.
+    values = {name: "" if "\x00" in value else value for name, value in values.items()}
     return Filters(start=start, end=end, range_key=range_key, project=get.get("project", "").strip()[:64],
                    values=values)

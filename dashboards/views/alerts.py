@@ -29,6 +29,7 @@ def _alerts(request: HttpRequest) -> tuple[list[Any] | None, dict[str, str]]:
     Alert = sources.alert_model()
     chosen = {"state": request.GET.get("state", "open"), "severity": request.GET.get("severity", ""),
               "detector": request.GET.get("detector", ""), "route": request.GET.get("route", "")}
+    chosen = {k: "" if "\x00" in v else v for k, v in chosen.items()}  # PostgreSQL refuses NUL (DataError → 500)
     if chosen["state"] not in STATES:
         chosen["state"] = "open"
     if Alert is None:

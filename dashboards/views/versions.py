@@ -59,7 +59,9 @@ def versions(request: HttpRequest) -> HttpResponse:
     # A version already serving at the window start was not deployed inside it.
     earliest = min(first_seen.values(), default=None)
     first_seen = {k: t for k, t in first_seen.items() if t != earliest}
-    markers = _markers(project, route, filters.start, filters.end, first_seen) if route else []
+    # A route name from ClickHouse may hold NUL, which PostgreSQL refuses in a query (DataError): no markers then.
+    in_db = bool(route) and "\x00" not in route
+    markers = _markers(project, route, filters.start, filters.end, first_seen) if in_db else []
     figs: dict[str, figures.Figure] = {}
     version_rows = rollups.breakdown(route_scope, "model", limit=20, order="calls") if route else []
     if route:
@@ -75,4 +77,4 @@ def versions(request: HttpRequest) -> HttpResponse:
     comparison = [(name, by_name[name]) for name in (a, b) if name in by_name]
     return page(request, "dashboards/versions.html", "versions", figs, routes=routes, route=route,
                 versions=version_rows, a=a, b=b, comparison=comparison, markers=markers,
-                drift=_drift_results(project, route) if route else [])
+                drift=_drift_results(project, route) if in_db else [])
