@@ -235,11 +235,13 @@ def _payload_bytes_sql(v: str) -> str:
     )
 
 
-def _capped_value_sql(v: str) -> str:
-    text = value_string_sql(v)
+def _capped_values_sql(kvs: str) -> str:
+    """The values of ``kvs`` as strings, an oversized one cut (the stringification appears once in the SQL: each
+    copy costs analysis time on every insert)."""
     return (
-        f"if({_payload_bytes_sql(v)} > {MAX_ATTRIBUTE_BYTES}, "
-        f"toValidUTF8(substring({text}, 1, {MAX_ATTRIBUTE_BYTES})), {text})"
+        f"arrayMap((kv, t) -> if({_payload_bytes_sql('kv.value')} > {MAX_ATTRIBUTE_BYTES}, "
+        f"toValidUTF8(substring(t, 1, {MAX_ATTRIBUTE_BYTES})), t), "
+        f"{kvs}, arrayMap(kv -> {value_string_sql('kv.value')}, {kvs}))"
     )
 
 
@@ -255,13 +257,13 @@ def _span_attributes_sql(kvs: str, all_events: str, kept_events: str) -> str:
         f"mapFromArrays("
         f"arrayConcat(arrayMap(kv -> kv.key, {kvs}), "
         f"arrayFilter((k, n) -> n > 0, ['{TRUNCATED_EVENTS_KEY}', '{TRUNCATED_ATTRIBUTES_KEY}'], {counts})), "
-        f"arrayConcat(arrayMap(kv -> {_capped_value_sql('kv.value')}, {kvs}), "
+        f"arrayConcat({_capped_values_sql(kvs)}, "
         f"arrayMap(n -> toString(n), arrayFilter(n -> n > 0, {counts}))))"
     )
 
 
 def _capped_map_sql(kvs: str) -> str:
-    return f"mapFromArrays(arrayMap(kv -> kv.key, {kvs}), arrayMap(kv -> {_capped_value_sql('kv.value')}, {kvs}))"
+    return f"mapFromArrays(arrayMap(kv -> kv.key, {kvs}), {_capped_values_sql(kvs)})"
 
 
 def traces_flatten_select(landing: str) -> str:
