@@ -25,10 +25,47 @@ _DESCRIPTIONS = {
 }
 
 
+# The gateway pull endpoint is a plain async Django view (so a 30 s long-poll holds no worker thread); DRF cannot
+# describe it, so its contract is written out here.
+POLICY_PATH = {
+    "get": {
+        "operationId": "routing_policy_retrieve",
+        "summary": "Active routing policy of every route (the gateway pull contract)",
+        "description": "ETag/If-None-Match → 304; `wait` long-polls until the version changes.",
+        "tags": ["routing"],
+        "security": [{"ApiKey": []}],
+        "parameters": [
+            {"name": "wait", "in": "query", "required": False,
+             "schema": {"type": "number", "minimum": 0, "maximum": 30},
+             "description": "Seconds to wait for a newer version when If-None-Match is current."},
+            {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
+        ],
+        "responses": {
+            "200": {
+                "description": "The policy document.",
+                "headers": {"ETag": {"schema": {"type": "string"}}},
+                "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "required": ["version", "routes"],
+                    "properties": {
+                        "schema": {"type": "string"},
+                        "project": {"type": "string"},
+                        "version": {"type": "integer"},
+                        "routes": {"type": "array", "items": {"type": "object"}},
+                    },
+                }}},
+            },
+            "304": {"description": "Not modified (the caller's ETag is current)."},
+        },
+    }
+}
+
+
 def add_error_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     components = result.setdefault("components", {}).setdefault("schemas", {})
     components.setdefault("ErrorDetail", ERROR_SCHEMA)
     ref = {"$ref": "#/components/schemas/ErrorDetail"}
+    result.setdefault("paths", {}).setdefault("/api/v1/routing/policy", POLICY_PATH)
     for methods in result.get("paths", {}).values():
         for method, operation in methods.items():
             if not isinstance(operation, dict) or "responses" not in operation:

@@ -52,7 +52,13 @@ async def routing_policy(request: HttpRequest) -> HttpResponse:
     finally:
         # The reads ran in this request's thread-sensitive executor thread, which ends with the request; close its
         # connection so long-polls never strand persistent (CONN_MAX_AGE) PostgreSQL connections.
-        await sync_to_async(connections.close_all)()
+        await sync_to_async(_close_idle_connections)()
+
+
+def _close_idle_connections() -> None:
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:  # never inside a caller's transaction (e.g. a test's)
+            connection.close()
 
 
 async def _routing_policy(request: HttpRequest) -> HttpResponse:
