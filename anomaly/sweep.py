@@ -5,6 +5,10 @@ ClickHouse query per family for every series). The detector replays the whole wi
 baselines, hysteresis and cooldown are the same as in the backtest; the sweep then reconciles the *current*
 state of each series with its alert: an open episode keeps (or opens) the alert, a closed episode or none
 resolves it. Re-running a sweep for the same minute changes nothing (fingerprint dedup).
+
+The ``multivariate`` kind (off by default) scores the joint vector of latency, error rate, cost and tokens per
+call and volume with an IsolationForest fitted at most hourly per project in this process and reused every
+minute to score the newest window only.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -20,7 +24,18 @@ import numpy.typing as npt
 from django.utils import timezone
 
 from anomaly import alerts
-from anomaly.detectors import AlertPolicy, DetectionResult, Episode, detect_batch
+from anomaly.detectors import (
+    JOINT_FEATURES,
+    AlertPolicy,
+    DetectionResult,
+    Episode,
+    JointModel,
+    JointScores,
+    detect_batch,
+    fit_joint_model,
+    joint_scores,
+)
+from anomaly.detectors.alerts import decide_alerts
 from anomaly.detectors.evidence import epoch_to_datetime
 from anomaly.models import OPEN_STATES, Alert, DetectorConfig, DetectorKind
 from anomaly.rollups import Family, Grouping, SeriesMatrix, SettledCache, Window, load_series, settled_cache
@@ -95,6 +110,23 @@ SPECS: dict[DetectorKind, MetricSpec] = {
     ]
 }
 
+JOINT_FAMILIES = frozenset({Family.TRAFFIC, Family.LATENCY})
+JOINT_REFIT = timedelta(hours=1)
+_JOINT_MODELS_MAX = 256  # projects whose fitted forest this process keeps
+
+
+def joint_features(columns: dict[str, FloatArray]) -> FloatArray:
+    """(series, minutes, JOINT_FEATURES) for the multivariate detector, NaN where a minute had no calls."""
+    calls = _calls(columns)
+    return np.stack([
+        _where_calls(columns, columns["latency_p95"]),
+        safe_ratio(columns["errors"], columns["calls"]),
+        safe_ratio(columns["cost"], columns["calls"]),
+        safe_ratio(columns["input_tokens"] + columns["output_tokens"], columns["calls"]),
+        np.where(calls > 0, calls, np.nan),
+    ], axis=-1)
+
+
 # Kinds that are off until someone turns them on (noisy for most projects, or run by another job).
 DEFAULT_DISABLED = {DetectorKind.LATENCY_P99, DetectorKind.UNPRICED_SHARE, DetectorKind.MULTIVARIATE}
 
@@ -145,14 +177,22 @@ def sweep_project(
     configs = configs_for(project)
     enabled = [SPECS[DetectorKind(k)] for k, c in configs.items() if c.enabled and DetectorKind(k) in SPECS]
     open_alerts = {a.fingerprint: a for a in Alert.objects.filter(project=project, state__in=OPEN_STATES)}
+    joint = configs.get(DetectorKind.MULTIVARIATE)
+    joint_on = joint is not None and joint.enabled
     if enabled:
-        families = set().union(*(spec.families for spec in enabled))
+        families = set().union(JOINT_FAMILIES if joint_on else (), *(spec.families for spec in enabled))
         matrices = [load_series(project.tenant_id, grouping, window, families, cache) for grouping in groupings]
         report.series = {m.grouping.value: len(m) for m in matrices}
         # Every grouping shares the grid, so each detector runs once over all of them (its time loop is the cost).
         batch = _stack(matrices)
         for spec in enabled:
             _run_detector(project, spec, configs[spec.kind], batch, open_alerts, report, now, score_minutes)
+    if joint is not None and joint_on:
+        if not enabled:  # the joint detector reads the same families; load them if nothing else did
+            matrices = [load_series(project.tenant_id, g, window, set(JOINT_FAMILIES), cache) for g in groupings]
+            report.series = {m.grouping.value: len(m) for m in matrices}
+            batch = _stack(matrices)
+        _run_joint(project, joint, batch, open_alerts, report, now, score_minutes or DEFAULT_SCORE_MINUTES)
     report.renotified = alerts.renotify_due(project, now=now)
     return report
 
@@ -280,3 +320,122 @@ def _observation(
 def _num(value: float) -> float | None:
     value = float(value)
     return value if np.isfinite(value) else None
+
+
+@dataclass
+class _FittedJoint:
+    fitted_at: datetime
+    series: tuple[tuple[tuple[str, str], ...], ...]
+    model: JointModel
+
+
+# Per-process: a worker refits at most hourly per project (or when its series change) and otherwise only scores.
+_joint_models: dict[str, _FittedJoint] = {}
+
+
+def _joint_model(project: Project, matrix: _Batch, now: datetime, score_minutes: int) -> JointModel:
+    series = tuple(tuple(sorted(k.items())) for k in matrix.keys)
+    cached = _joint_models.get(project.tenant_id)
+    if cached is not None and cached.series == series and timedelta(0) <= now - cached.fitted_at < JOINT_REFIT:
+        return cached.model
+    features = joint_features(matrix.columns)
+    # The baseline is everything before the scored window, so an incident in progress does not train the forest.
+    model = fit_joint_model(features, train_until=max(features.shape[1] - score_minutes, 0))
+    if len(_joint_models) >= _JOINT_MODELS_MAX and project.tenant_id not in _joint_models:
+        _joint_models.pop(next(iter(_joint_models)))
+    _joint_models[project.tenant_id] = _FittedJoint(now, series, model)
+    return model
+
+
+def _run_joint(
+    project: Project,
+    config: DetectorConfig,
+    matrix: _Batch,
+    open_alerts: dict[str, Alert],
+    report: SweepReport,
+    now: datetime,
+    score_minutes: int,
+) -> None:
+    """The multivariate IsolationForest over the newest ``score_minutes`` of every series, one alert per series."""
+    kind = DetectorKind.MULTIVARIATE
+    if len(matrix) == 0:
+        return
+    try:
+        model = _joint_model(project, matrix, now, score_minutes)
+        tail = {name: col[:, -score_minutes:] for name, col in matrix.columns.items()}
+        features = joint_features(tail)
+        quiet = matrix.total_calls < max(config.min_calls, 1)
+        features[quiet] = np.nan
+        scored = joint_scores(features, train_until=0, model=model,
+                              sensitivity=min(max(config.sensitivity, 0.0), 1.0))
+        episodes = decide_alerts(scored.scores.severity, AlertPolicy(cooldown=config.cooldown_minutes))
+    except Exception as exc:
+        logger.exception("joint detector failed for project %s", project.slug)
+        report.failures.append(f"{kind}: {type(exc).__name__}: {exc}")
+        return
+    report.detectors_run += 1
+    latest: dict[int, Episode] = {}
+    for found in episodes:
+        if found.series not in latest or found.start > latest[found.series].start:
+            latest[found.series] = found
+    timestamps = matrix.timestamps[-features.shape[1]:]
+    for row, series_key in enumerate(matrix.keys):
+        fp = alerts.fingerprint(project, kind, series_key)
+        episode = latest.get(row)
+        try:
+            if episode is not None and episode.is_open:
+                report.open_episodes += 1
+                obs = _joint_observation(project, config, series_key, scored, episode, timestamps, features)
+                if alerts.observe(obs, now=now) is not None:
+                    report.alerts_open += 1
+            elif fp in open_alerts and open_alerts[fp].detector == kind:
+                alerts.auto_resolve(open_alerts[fp], now=now, reason="joint metrics back to their usual mix")
+                report.resolved += 1
+        except Exception as exc:
+            logger.exception("alert update failed for %s %s", kind, series_key)
+            report.failures.append(f"{kind}/{series_key}: {type(exc).__name__}: {exc}")
+
+
+def _joint_observation(
+    project: Project,
+    config: DetectorConfig,
+    series_key: dict[str, str],
+    scored: JointScores,
+    episode: Episode,
+    timestamps: npt.NDArray[np.int64],
+    features: FloatArray,
+) -> alerts.Observation:
+    row, at = episode.series, episode.fired
+    observed = scored.scores.observed[row]
+    center = float(scored.scores.center[row, at])
+    limit = center + float(scored.scores.half_width[row, at])
+    z = scored.standardized[row, at]
+    # Which metrics moved: the per-series robust z of each feature at the firing minute, largest first.
+    moved = sorted(zip(scored.features, (float(v) for v in z), strict=True), key=lambda fz: -abs(fz[1]))
+    first = max(0, timestamps.size - EVIDENCE_POINTS)
+    points = [[int(timestamps[i]), _num(observed[i]), center, 0.0, limit] for i in range(first, timestamps.size)]
+    where = ", ".join(f"{k}={v}" for k, v in series_key.items() if k != "grouping" and v)
+    return alerts.Observation(
+        project=project,
+        detector=DetectorKind.MULTIVARIATE,
+        series_key=series_key,
+        title=f"joint metrics anomaly on {where or 'unnamed series'}",
+        score=float(max(scored.scores.severity[row, at], episode.peak_severity)),
+        episode_started_at=epoch_to_datetime(int(timestamps[episode.start])),
+        metric="joint",
+        method="isolation_forest",
+        window_start=epoch_to_datetime(int(timestamps[episode.start])),
+        window_end=epoch_to_datetime(int(timestamps[-1])),
+        observed=_num(observed[at]),
+        expected=center,
+        lower=0.0,
+        upper=limit,
+        details={
+            "features": {name: _num(features[row, at, i]) for i, name in enumerate(JOINT_FEATURES)},
+            "standardized": dict(moved),
+            "moved_most": [name for name, _ in moved[:2]],
+        },
+        points=points,
+        cooldown_minutes=config.cooldown_minutes,
+        renotify_minutes=config.renotify_minutes,
+    )

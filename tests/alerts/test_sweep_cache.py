@@ -122,3 +122,37 @@ def test_sweeps_with_and_without_the_cache_agree(traffic, ch) -> None:  # type: 
     assert (warm.series, warm.open_episodes, warm.alerts_open) == (cold.series, cold.open_episodes, cold.alerts_open)
     latency = Alert.objects.filter(project=traffic, detector=DetectorKind.LATENCY_P95, route="support")
     assert latency.count() == 1
+
+
+def test_joint_detector_raises_one_alert_for_a_joint_shift(project, ch) -> None:  # type: ignore[no-untyped-def]
+    """Latency a little up while output tokens drop (a model started truncating): one multivariate alert."""
+    from anomaly.models import DetectorConfig
+
+    n, shift_at = 2 * 1440, 2 * 1440 - 40
+    tenant = project.tenant_id
+    insert(ch, spans(tenant, route="support", model="gpt-a", minutes=range(shift_at), seed=1))
+    insert(ch, spans(tenant, route="support", model="gpt-a", minutes=range(shift_at, n + 2), seed=2,
+                     latency_ms=lambda _m: 1000.0, output_tokens=(40, 50)))
+    insert(ch, spans(tenant, route="search", model="gpt-b", minutes=range(n + 2), service="search", seed=3))
+    sweep.configs_for(project)
+    DetectorConfig.objects.filter(project=project).update(enabled=False)
+    DetectorConfig.objects.filter(project=project, kind=DetectorKind.MULTIVARIATE).update(enabled=True)
+
+    report = sweep.sweep_project(project, now=at_minute(n), window_minutes=n)
+    assert report.failures == [] and report.detectors_run == 1
+    joint = Alert.objects.filter(project=project, detector=DetectorKind.MULTIVARIATE)
+    # One alert on the shifted route; its service ("checkout" serves only that route) shifts with it. The steady
+    # route and its service raise nothing.
+    keys = sorted((a.series_key["grouping"], a.series_key.get("route") or a.series_key.get("service")) for a in joint)
+    assert keys == [("route_version", "support"), ("service", "checkout")]
+    alert = joint.get(series_key__grouping="route_version")
+    detection = alert.detections.get()
+    assert detection.observed > detection.upper
+    assert set(detection.details["moved_most"]) <= {"latency_p95", "tokens_per_call", "cost_per_call"}
+    assert "tokens_per_call" in detection.details["moved_most"]
+
+    # A minute later the hourly model is reused (not refitted) and the alert is refreshed, not duplicated.
+    fitted = sweep._joint_models[tenant].fitted_at
+    again = sweep.sweep_project(project, now=at_minute(n + 1), window_minutes=n)
+    assert again.failures == [] and sweep._joint_models[tenant].fitted_at == fitted
+    assert joint.count() == 2 and joint.filter(series_key__grouping="route_version").get().pk == alert.pk
