@@ -30,6 +30,8 @@ PlatformCollector(registry=REGISTRY)
 
 # Ingestion (OTLP receiver and batch writer).
 SPANS_RECEIVED = Counter("keel_spans_received", "Spans received on the OTLP endpoint.", registry=REGISTRY)
+OTLP_REQUESTS = Counter("keel_otlp_requests", "OTLP requests answered, by signal and HTTP status.",
+                        ["signal", "status"], registry=REGISTRY)
 SPANS_STORED = Counter("keel_spans_stored", "Spans written to ClickHouse.", registry=REGISTRY)
 SPANS_REJECTED = Counter(
     "keel_spans_rejected", "Spans refused, by reason (auth, rate_limit, too_large, malformed, unavailable, ...).",

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 
 from controlplane.apikeys import VerifiedKey, bearer_token, verify_key
+from controlplane.metrics import OTLP_REQUESTS, SPANS_RECEIVED, SPANS_REJECTED
 from controlplane.models import Scope
 from ingestion import ratelimit
 from ingestion.otlp import decoding
@@ -78,6 +79,17 @@ async def authenticate(authorization: str, mtype: str) -> VerifiedKey | OtlpResp
 
 
 async def receive(incoming: IncomingRequest) -> OtlpResponse:
+    response = await _receive(incoming)
+    OTLP_REQUESTS.labels(incoming.signal, str(response.status)).inc()
+    return response
+
+
+def _reject(signal: str, reason: str, spans: int) -> None:
+    if signal == decoding.TRACES and spans:
+        SPANS_REJECTED.labels(reason).inc(spans)
+
+
+async def _receive(incoming: IncomingRequest) -> OtlpResponse:
     mtype = _guess_media_type(incoming.content_type)
     key = await authenticate(incoming.authorization, mtype)
     if isinstance(key, OtlpResponse):
@@ -94,12 +106,16 @@ async def receive(incoming: IncomingRequest) -> OtlpResponse:
         return error_response(400, mtype, str(exc))
     del body
 
+    if incoming.signal == decoding.TRACES:
+        SPANS_RECEIVED.inc(export.records + export.rejected)
+    _reject(incoming.signal, "invalid", export.rejected)
     if export.records == 0:
         return export_response(incoming.signal, mtype, export.rejected, export.reject_message)
 
     rate = await sync_to_async(ratelimit.project_rate_limit)(key.tenant_id)
     wait = ratelimit.limiter.acquire(key.tenant_id, rate, export.records)
     if wait > 0:
+        _reject(incoming.signal, "rate_limit", export.records)
         return error_response(
             429, mtype, f"The project's ingest rate limit of {rate} records/s is exceeded; retry later.",
             retry_after=ratelimit.retry_after_seconds(wait),
@@ -109,14 +125,17 @@ async def receive(incoming: IncomingRequest) -> OtlpResponse:
     try:
         future = get_writer().submit(incoming.signal, key.tenant_id, export, rid)
     except WriterSaturated as exc:
+        _reject(incoming.signal, "saturated", export.records)
         return error_response(503, mtype, f"Keel is saturated ({exc}); retry later.", RETRY_AFTER_SATURATED)
     timeout = configured_int("KEEL_INGEST_TIMEOUT_SECONDS", 30)
     try:
         await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout)
     except StoreUnavailable as exc:
+        _reject(incoming.signal, "unavailable", export.records)
         return error_response(503, mtype, f"Storage is unavailable ({exc}); nothing was stored, retry later.",
                               _retry_after_unavailable())
     except TimeoutError:
+        _reject(incoming.signal, "timeout", export.records)
         return error_response(503, mtype, "Storing took too long; retry later (a retry is deduplicated).",
                               _retry_after_unavailable())
     return export_response(incoming.signal, mtype, export.rejected, export.reject_message)

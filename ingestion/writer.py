@@ -31,6 +31,7 @@ from typing import Any
 
 from google.protobuf.internal.encoder import _VarintBytes
 
+from controlplane.metrics import INSERT_BATCH_ROWS, INSERT_FAILURES, INSERT_SECONDS, SPANS_STORED
 from ingestion.clickhouse import landing
 from ingestion.clickhouse.client import get_client
 from ingestion.otlp.decoding import TRACES, DecodedExport, without_spans
@@ -126,6 +127,11 @@ class BatchWriter:
             self._cv.notify()
         return item.future
 
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until everything accepted has been written (graceful shutdown); False if time ran out."""
+        with self._cv:
+            return self._cv.wait_for(lambda: self._queued_records == 0, timeout)
+
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._run, name="keel-batch-writer", daemon=True)
@@ -160,6 +166,7 @@ class BatchWriter:
                 self._queued_records -= item.records
                 if self._inflight.get(item.request_id) is item.future:
                     del self._inflight[item.request_id]
+            self._cv.notify_all()  # wakes drain()
 
     def _run(self) -> None:
         while True:
@@ -206,9 +213,19 @@ class BatchWriter:
             parts.append(_VarintBytes(len(wrapped)))
             parts.append(wrapped)
         if parts:
-            client.raw_insert(
-                table, columns, insert_block=b"".join(parts), fmt="Protobuf", settings=landing.insert_settings(message)
-            )
+            started = time.perf_counter()
+            try:
+                client.raw_insert(
+                    table, columns, insert_block=b"".join(parts), fmt="Protobuf",
+                    settings=landing.insert_settings(message),
+                )
+            except Exception:
+                INSERT_FAILURES.inc()
+                raise
+            INSERT_SECONDS.observe(time.perf_counter() - started)
+            INSERT_BATCH_ROWS.observe(sum(item.records for _payload, item in messages))
+            if items[0].signal == TRACES:
+                SPANS_STORED.inc(sum(item.records for _payload, item in messages))
         stored = {id(item): 0 for item in items}
         for _payload, item in messages:
             stored[id(item)] = item.records

@@ -103,16 +103,9 @@ def _drain_ingest_writer() -> None:
 
     # The writer answers each request only after its insert returned, so once the server has drained its
     # requests only work queued by timed-out requests can remain; wait for that too.
-    current = ingest_writer._writer  # only if this process ever created one
-    if current is None:
-        return
-    drain = getattr(current, "drain", None) or getattr(current, "flush", None)
-    if drain is not None:
-        drain()
-        return
-    deadline = time.monotonic() + 30
-    while current._queued_records > 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    current = ingest_writer.set_writer(None)  # only if this process ever created one
+    if current is not None and not current.drain(timeout=30):
+        log.warning("ingest writer still had queued records after 30 s")
 
 
 def serve(options: ServeOptions) -> int:
