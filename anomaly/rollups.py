@@ -186,7 +186,8 @@ def load_series(
     """Load the requested families for every series of the tenant seen in the window.
 
     With a ``cache``, the settled part of the window (older than its settle horizon) comes from process memory
-    and only the recent minutes are queried; the result is the same matrix the full query returns.
+    and only the recent minutes are queried; the result is the same matrix the full query returns, with
+    read-only arrays (they share memory with the cache).
     """
     if not tenant_id:
         raise ValueError("a tenant id is required for every rollup query")
@@ -209,6 +210,11 @@ def _load_full(
     for family in sorted(families):
         matrix.columns.update(FamilyQuery(tenant_id, grouping, family, window).run(index))
     return np.array([h for h, _, _ in labels], dtype=np.uint64), matrix
+
+
+def _read_only(array: FloatArray) -> FloatArray:
+    array.flags.writeable = False
+    return array
 
 
 def _only(matrix: SeriesMatrix, families: set[Family]) -> SeriesMatrix:
@@ -286,7 +292,8 @@ class SettledCache:
         if keep <= 0 or "calls" not in matrix.columns:
             self._drop((tenant_id, grouping))
             return
-        columns = {name: np.ascontiguousarray(col[:, :keep]) for name, col in matrix.columns.items()}
+        # Views, not copies: the matrices handed out are read-only, so nothing can change what is cached.
+        columns = {name: _read_only(col)[:, :keep] for name, col in matrix.columns.items()}
         self._put((tenant_id, grouping), _Settled(window.start, settled_end, hashes.copy(), list(matrix.keys),
                                                    columns, time.monotonic() if filled_at is None else filled_at))
 

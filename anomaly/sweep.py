@@ -14,6 +14,7 @@ minute to score the newest window only.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -155,6 +156,7 @@ class SweepReport:
     resolved: int = 0
     failures: list[str] = field(default_factory=list)
     renotified: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per phase, for logs and the benchmark
 
 
 def sweep_project(
@@ -181,18 +183,24 @@ def sweep_project(
     joint_on = joint is not None and joint.enabled
     if enabled:
         families = set().union(JOINT_FAMILIES if joint_on else (), *(spec.families for spec in enabled))
+        began = time.perf_counter()
         matrices = [load_series(project.tenant_id, grouping, window, families, cache) for grouping in groupings]
         report.series = {m.grouping.value: len(m) for m in matrices}
         # Every grouping shares the grid, so each detector runs once over all of them (its time loop is the cost).
         batch = _stack(matrices)
+        report.seconds["rollups"] = time.perf_counter() - began
+        began = time.perf_counter()
         for spec in enabled:
             _run_detector(project, spec, configs[spec.kind], batch, open_alerts, report, now, score_minutes)
+        report.seconds["detectors"] = time.perf_counter() - began
     if joint is not None and joint_on:
         if not enabled:  # the joint detector reads the same families; load them if nothing else did
             matrices = [load_series(project.tenant_id, g, window, set(JOINT_FAMILIES), cache) for g in groupings]
             report.series = {m.grouping.value: len(m) for m in matrices}
             batch = _stack(matrices)
+        began = time.perf_counter()
         _run_joint(project, joint, batch, open_alerts, report, now, score_minutes or DEFAULT_SCORE_MINUTES)
+        report.seconds["joint"] = time.perf_counter() - began
     report.renotified = alerts.renotify_due(project, now=now)
     return report
 

@@ -116,15 +116,19 @@ def child(routes: int, versions: int, days: int, warm_sweeps: int) -> dict[str, 
 
     settled_cache.clear()
     cold_wall, cold_cpu, report = timed(end)
-    print(f"cold sweep (full 7-day rollup queries, fills the cache): {cold_wall:.2f} s wall, {cold_cpu:.2f} s CPU",
-          flush=True)
+    cold_phases = {name: round(v, 2) for name, v in report.seconds.items()}
+    print(f"cold sweep (full 7-day rollup queries, fills the cache): {cold_wall:.2f} s wall, {cold_cpu:.2f} s CPU, "
+          f"phases {cold_phases}", flush=True)
     warm: list[tuple[float, float]] = []
+    phases: list[dict[str, float]] = []
     for k in range(1, warm_sweeps + 1):
         # The per-minute job: one more minute of rollups arrives (a fresh unmerged part), the window slides by one.
         load(project.tenant_id, routes, versions, minutes, end, first=minutes + k - 1, count=1, optimize=False)
         wall, cpu, report = timed(end + timedelta(minutes=k))
         warm.append((wall, cpu))
-        print(f"warm sweep {k} (window slid {k} min): {wall:.2f} s wall, {cpu:.2f} s CPU", flush=True)
+        phases.append({name: round(v, 2) for name, v in report.seconds.items()})
+        print(f"warm sweep {k} (window slid {k} min): {wall:.2f} s wall, {cpu:.2f} s CPU, phases {phases[-1]}",
+              flush=True)
     leaders = Alert.objects.filter(project=project, incident__isnull=True).count()
     warm_wall = sorted(w for w, _ in warm)[len(warm) // 2] if warm else float("nan")
     warm_cpu = sorted(c for _, c in warm)[len(warm) // 2] if warm else float("nan")
@@ -136,8 +140,9 @@ def child(routes: int, versions: int, days: int, warm_sweeps: int) -> dict[str, 
         "minutes": minutes,
         "load_seconds": round(load_seconds, 1),
         "rollup_queries_route_version_seconds": round(query_seconds, 2),
-        "cold_sweep_seconds": {"wall": round(cold_wall, 2), "cpu": round(cold_cpu, 2)},
+        "cold_sweep_seconds": {"wall": round(cold_wall, 2), "cpu": round(cold_cpu, 2), "phases": cold_phases},
         "warm_sweep_seconds": [{"wall": round(w, 2), "cpu": round(c, 2)} for w, c in warm],
+        "warm_sweep_phase_wall_seconds": phases,
         "warm_sweep_median_wall_seconds": round(warm_wall, 2),
         "warm_sweep_median_cpu_seconds": round(warm_cpu, 2),
         "target_seconds": TARGET_SECONDS,
