@@ -17,6 +17,7 @@ Runs in a child process with its own throwaway KEEL_VAR_DIR (the embedded store 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -101,7 +102,11 @@ def child(routes: int, versions: int, days: int, warm_sweeps: int) -> dict[str, 
     print(f"loaded {routes * versions} series x {minutes} minutes in {load_seconds:.0f} s", flush=True)
 
     if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core, chDB threads included
+        # One core for every thread: pid 0 would pin only this thread, and chDB's pool threads already exist.
+        core = {sorted(os.sched_getaffinity(0))[0]}
+        for task in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError):  # a thread that just ended
+                os.sched_setaffinity(int(task), core)
     window = Window.ending_now(minutes, end)
     began = time.perf_counter()
     matrix = load_series(project.tenant_id, Grouping.ROUTE_VERSION, window, {Family.TRAFFIC, Family.LATENCY})
