@@ -29,7 +29,7 @@ def raise_alert_by_detector_run(project: Any) -> Any:
                                latency_ms=_latency, start=start, seed=1))
     report = sweep.sweep_project(project, now=now)
     assert report.failures == [], report.failures
-    alert = (Alert.objects.filter(project=project, route=ROUTE, detector="latency_p95", incident__isnull=True)
-             .order_by("id").first())
+    # Other routes of the project may already be firing, so this alert can join their incident (one page).
+    alert = Alert.objects.filter(project=project, route=ROUTE, detector="latency_p95").order_by("id").first()
     assert alert is not None, f"the sweep raised no latency alert on {ROUTE}: {report}"
     return alert

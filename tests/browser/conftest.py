@@ -21,8 +21,6 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 
-# Playwright's sync API runs an event loop in this thread; Django's ORM calls in the test body are still sync.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 def _free_port() -> int:
@@ -64,8 +62,10 @@ def asgi_server(transactional_db: None, channel_layer: None) -> Iterator[str]:
     thread.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """Module-scoped: Playwright's sync API runs an event loop in this thread until it is stopped, which would
+    break every later test that uses async_to_sync; Django's ORM calls in the test bodies stay sync."""
     if not Path(CHROMIUM).exists():
         message = f"{CHROMIUM} is missing (apt-get install chromium, or `make browser-deps`)"
         if REQUIRE_SERVICES:
@@ -73,11 +73,19 @@ def browser() -> Iterator[object]:
         pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     playwright = sync_playwright().start()
-    instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-    yield instance
-    instance.close()
-    playwright.stop()
+    try:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield instance
+        instance.close()
+    finally:
+        playwright.stop()
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
