@@ -18,6 +18,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/v1/", include("controlplane.api_projects_urls")),
     path("api/v1/", include("controlplane.api_urls")),
     path("api/v1/", include("ingestion.api_urls")),
+    path("api/v1/", include("dashboards.api_urls")),
     path("api/v1/", include("ingestion.price_urls")),
     path("api/v1/", include("anomaly.api_urls")),
     path("", include("ingestion.urls")),

@@ -140,6 +140,7 @@ B_IDS: dict[str, dict[str, str]] = {
     "api-route-resume": {"route_id": "route"},
     "api-route-preview": {"route_id": "route"},
     "api-route-timeline": {"route_id": "route"},
+    "api-trace": {"trace_id": "trace"},
     "api-action": {"action_id": "action"},
     "api-policy": {"pk": "policy"},
     "api-policy-approve": {"pk": "policy"},
