@@ -43,7 +43,6 @@ load: $(STAMP)
 
 lint: $(STAMP)
 	@$(PY) -m ruff check .
-	@$(PY) -m ruff format --check . || true
 	@$(PY) -m mypy controlplane ingestion anomaly dashboards
 
 clean:

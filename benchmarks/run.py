@@ -34,7 +34,8 @@ def write_results_md() -> Path:
     lines = [
         "# Benchmark results",
         "",
-        f"Regenerated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()} / Python {platform.python_version()}"
+        f"Regenerated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()} / "
+        f"Python {platform.python_version()}"
         " by `make bench`. Each section is the JSON a benchmark wrote.",
         "",
     ]

@@ -8,19 +8,19 @@ from controlplane.models import ApiKey, Membership, Project
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ProjectAdmin(admin.ModelAdmin):
     list_display = ("slug", "name", "content_capture", "client_cost_wins", "ingest_rate_limit", "created_at")
     readonly_fields = ("tenant_id",)
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class MembershipAdmin(admin.ModelAdmin):
     list_display = ("user", "project", "role")
     list_filter = ("role", "project")
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ApiKeyAdmin(admin.ModelAdmin):
     """Keys are issued through the UI/API/CLI (the secret is shown once); the admin can only inspect them."""
 
     list_display = ("prefix", "project", "name", "scopes", "created_at", "last_used_at", "revoked_at")

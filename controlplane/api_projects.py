@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -20,7 +21,7 @@ def _raise_validation(exc: DjangoValidationError) -> None:
     raise ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
 
 
-class ProjectSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class ProjectSerializer(serializers.ModelSerializer):
     id = serializers.CharField(read_only=True)
 
     class Meta:
@@ -50,7 +51,7 @@ class ProjectView(APIView):
         return Response(ProjectSerializer(project).data)
 
 
-class ApiKeySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class ApiKeySerializer(serializers.ModelSerializer):
     id = serializers.CharField(read_only=True)
     active = serializers.BooleanField(read_only=True)
 
@@ -59,7 +60,7 @@ class ApiKeySerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
         fields = ["id", "name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at", "active"]
 
 
-class NewApiKeySerializer(serializers.Serializer):  # type: ignore[type-arg]
+class NewApiKeySerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.choices), min_length=1)
 
@@ -86,7 +87,7 @@ class ApiKeyListView(APIView):
     def post(self, request: Request) -> Response:
         serializer = NewApiKeySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = request.user if getattr(request.user, "pk", None) else None
+        user = request.user if isinstance(request.user, AbstractBaseUser) and request.user.pk else None
         issued = issue_key(project_access(request).project, serializer.validated_data["scopes"],
                            name=serializer.validated_data["name"], created_by=user)
         data = dict(ApiKeySerializer(issued.api_key).data)
@@ -108,7 +109,7 @@ class ApiKeyRevokeView(APIView):
         return Response(ApiKeySerializer(key).data)
 
 
-class MemberSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class MemberSerializer(serializers.ModelSerializer):
     id = serializers.CharField(read_only=True)
     username = serializers.CharField(source="user.username", read_only=True)
 
@@ -117,12 +118,12 @@ class MemberSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
         fields = ["id", "username", "role"]
 
 
-class NewMemberSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class NewMemberSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class RoleSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class RoleSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 

@@ -48,7 +48,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="keel"'
 
 
-class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[misc]
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
     """Documents project API keys in the OpenAPI schema as HTTP bearer auth."""
 
     target_class = "controlplane.authentication.ApiKeyAuthentication"

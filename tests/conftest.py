@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
 
 import pytest
 
@@ -34,12 +33,11 @@ def require_service(name: str, host: str, port: int) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def clickhouse_schema(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> Iterator[None]:
+def clickhouse_schema(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> None:
     """Apply the ClickHouse migrations once per run, the way `make run` does."""
     from ingestion.clickhouse.migrator import migrate
 
     migrate(log=lambda _line: None)
-    yield
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+
 from rest_framework.test import APIClient
 
 from controlplane.apikeys import issue_key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 

@@ -10,8 +10,6 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from django.core import signals
-from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -19,6 +17,9 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+from django.core import signals
+from django.db import close_old_connections
 
 from controlplane.apikeys import issue_key
 from controlplane.models import Project

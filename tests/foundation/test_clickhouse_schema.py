@@ -113,7 +113,8 @@ def test_a_row_written_the_collector_way_yields_a_call_and_a_rollup(ch) -> None:
                      "chat", 1000, 500, pytest.approx(0.006), 1, 2500.0, "prod", "checkout")]
     rollup = ch.query(
         "SELECT Minute, Route, ResponseModel, sum(Calls), sum(InputTokens), sum(Cost), "
-        "quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(LatencyQ) FROM rollups_1m WHERE ProjectId = {p:String} GROUP BY ALL",
+        "quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(LatencyQ) FROM rollups_1m WHERE ProjectId = {p:String} "
+        "GROUP BY ALL",
         parameters={"p": tenant},
     ).result_rows
     assert rollup == [(dt.datetime(2026, 11, 20, 12, 30), "collector-test-model", "collector-test-model-2024-07-18",
