@@ -180,30 +180,32 @@ def test_budget_alerts_when_configured_to(route, insert_calls) -> None:  # type:
     assert "over its month budget" in page.summary
 
 
-def test_a_detector_alert_drives_the_policy_end_to_end(route, auto_reroute, insert_calls,  # type: ignore[no-untyped-def]
+def test_a_detector_alert_drives_the_policy_end_to_end(route, auto_reroute, insert_calls, monkeypatch,  # type: ignore[no-untyped-def]
                                                        django_capture_on_commit_callbacks) -> None:
     """The loop closed through the real write paths: alert service → (after commit) Celery task → policy → action;
     refreshing the same alert on the next sweep does not act or audit again."""
     from anomaly.alerts import Observation, observe
-    from controlplane.celery import app
+    from controlplane.routing import tasks
 
+    # Run the queued task in this process (as a worker would) instead of leaving it on the in-memory broker.
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.on_alert_fired, "delay", lambda alert_id: queued.append(alert_id))
     insert_calls(route.project.tenant_id, n=40, latency_ms=2000)
-    app.conf.task_always_eager = True
-    try:
-        now = timezone.now()
-        obs = Observation(project=route.project, detector="latency_p95", series_key={"route": "chat-default"},
-                          title="latency p95 on chat-default", score=9.0, episode_started_at=now - timedelta(minutes=5),
-                          metric="latency_p95", method="seasonal_mad", window_start=now - timedelta(minutes=5),
-                          window_end=now, observed=2000.0, expected=800.0, lower=600.0, upper=1000.0)
-        with django_capture_on_commit_callbacks(execute=True):
-            alert = observe(obs, now=now)
-        assert alert is not None
-        action = Action.objects.get(alert_id=alert.pk)
-        assert action.automatic and action.state == "applied"
-        assert route.revisions.get(is_active=True).effective_weights() == {"chat-default-v2": 100.0}
-        with django_capture_on_commit_callbacks(execute=True):
-            observe(obs, now=now + timedelta(minutes=1))
-        assert Action.objects.filter(alert_id=alert.pk).count() == 1
-        assert events(route.project) == ["policy.executed"]
-    finally:
-        app.conf.task_always_eager = False
+    now = timezone.now()
+    obs = Observation(project=route.project, detector="latency_p95", series_key={"route": "chat-default"},
+                      title="latency p95 on chat-default", score=9.0, episode_started_at=now - timedelta(minutes=5),
+                      metric="latency_p95", method="seasonal_mad", window_start=now - timedelta(minutes=5),
+                      window_end=now, observed=2000.0, expected=800.0, lower=600.0, upper=1000.0)
+    with django_capture_on_commit_callbacks(execute=True):
+        alert = observe(obs, now=now)
+    assert alert is not None and queued == [alert.pk]
+    tasks.on_alert_fired.apply(args=[queued.pop()])
+    action = Action.objects.get(alert_id=alert.pk)
+    assert action.automatic and action.state == "applied"
+    assert route.revisions.get(is_active=True).effective_weights() == {"chat-default-v2": 100.0}
+    with django_capture_on_commit_callbacks(execute=True):
+        observe(obs, now=now + timedelta(minutes=1))
+    assert queued == [alert.pk]  # re-evaluated on refresh …
+    tasks.on_alert_fired.apply(args=[queued.pop()])
+    assert Action.objects.filter(alert_id=alert.pk).count() == 1  # … but it acts once
+    assert events(route.project) == ["policy.executed"]

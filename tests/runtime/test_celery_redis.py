@@ -39,6 +39,18 @@ def _free_port() -> int:
 
 
 def test_worker_and_beat_threads_run_tasks_from_redis(redis_url: str, tmp_path: Path) -> None:
+    """Runs in a fresh interpreter, like `manage.py serve` does: a process that already sent a task on the in-memory
+    broker (as earlier tests in this session do through the alert service) never starts an embedded worker."""
+    if os.environ.get("KEEL_ISOLATED_TEST") != "1":
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             f"{__file__}::test_worker_and_beat_threads_run_tasks_from_redis"],
+            cwd=ROOT, env={**os.environ, "KEEL_ISOLATED_TEST": "1"}, capture_output=True, text=True, timeout=180,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+        assert "1 passed" in result.stdout
+        return
     marker = f"keel-test-{uuid.uuid4().hex}"
     store = redis.Redis.from_url(redis_url)
     app = Celery(f"keel-test-{uuid.uuid4().hex[:6]}", broker=redis_url, set_as_current=False)
