@@ -12,12 +12,16 @@ from collections import Counter
 import pytest
 import requests
 
+from tests.conftest import REQUIRE_SERVICES
 from tests.gateway import harness
 from tests.gateway.fake_openai import fake_openai
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 if harness.litellm_executable() is None:  # pragma: no cover - the dev extra installs it
+    if REQUIRE_SERVICES:
+        pytest.fail("litellm[proxy] is not installed and KEEL_REQUIRE_SERVICES=1: pip install -e '.[dev]'",
+                    pytrace=False)
     pytest.skip("litellm[proxy] is not installed; pip install -e '.[dev]'", allow_module_level=True)
 
 SWITCH_WITHIN_S = 5.0

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.load import free_port, manage, server_env
+from tests.conftest import REQUIRE_SERVICES
 from tests.support import ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
@@ -60,6 +61,8 @@ class OwnRedis:
 def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     if not Path("/usr/bin/redis-server").exists() and not any(
             (Path(p) / "redis-server").exists() for p in os.environ.get("PATH", "").split(":")):
+        if REQUIRE_SERVICES:
+            pytest.fail("redis-server is not installed and KEEL_REQUIRE_SERVICES=1 (apt-get install redis-server)")
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
     redis = OwnRedis(free_port(), tmp_path)
     redis.start()
