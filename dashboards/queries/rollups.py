@@ -26,8 +26,28 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
+class _CallStats:
+    """Ratios shared by totals and breakdown rows (both carry calls, errors and merged latency quantiles)."""
+
+    calls: int
+    errors: int
+    latency: list[float | None]
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.calls if self.calls else None
+
+    @property
+    def p50(self) -> float | None:
+        return self.latency[P50]
+
+    @property
+    def p95(self) -> float | None:
+        return self.latency[P95]
+
+
 @dataclass(frozen=True)
-class Totals:
+class Totals(_CallStats):
     calls: int
     errors: int
     cost: float
@@ -39,10 +59,6 @@ class Totals:
     ttft: list[float | None]
 
     @property
-    def error_rate(self) -> float | None:
-        return self.errors / self.calls if self.calls else None
-
-    @property
     def unpriced_share(self) -> float | None:
         return self.unpriced_calls / self.calls if self.calls else None
 
@@ -50,14 +66,6 @@ class Totals:
     def tokens_per_second(self) -> float | None:
         """Output tokens per second of call time (sum of tokens over sum of durations)."""
         return self.output_tokens / (self.duration_ms_sum / 1000) if self.duration_ms_sum else None
-
-    @property
-    def p50(self) -> float | None:
-        return self.latency[P50]
-
-    @property
-    def p95(self) -> float | None:
-        return self.latency[P95]
 
     @property
     def p99(self) -> float | None:
@@ -114,7 +122,7 @@ def spend(scope: Scope, now: datetime | None = None) -> Spend:
 
 
 @dataclass(frozen=True)
-class BreakdownRow:
+class BreakdownRow(_CallStats):
     key: str
     calls: int
     errors: int
@@ -123,18 +131,6 @@ class BreakdownRow:
     input_tokens: int
     output_tokens: int
     latency: list[float | None]
-
-    @property
-    def error_rate(self) -> float | None:
-        return self.errors / self.calls if self.calls else None
-
-    @property
-    def p95(self) -> float | None:
-        return self.latency[P95]
-
-    @property
-    def p50(self) -> float | None:
-        return self.latency[P50]
 
     @property
     def cost_per_call(self) -> float | None:
