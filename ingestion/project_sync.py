@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from controlplane.models import Project
+from ingestion import project_settings
 from ingestion.clickhouse.client import get_client
 from ingestion.clickhouse.ddl import Topology
 from ingestion.clickhouse.schema import PROJECTS_TABLE
@@ -70,6 +71,7 @@ def push(switches: Iterable[ProjectSwitches]) -> int:
 def sync_project(project: Project, *, deleted: bool = False) -> None:
     """Push one project's switches (validated) to ClickHouse."""
     push([ProjectSwitches.of(project, deleted=deleted)])
+    project_settings.forget(project.tenant_id)
 
 
 def sync_all_projects() -> int:

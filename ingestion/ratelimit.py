@@ -13,9 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from controlplane.models import Project
-
-_LIMIT_CACHE_SECONDS = 5.0
+from ingestion import project_settings
 
 
 @dataclass
@@ -52,26 +50,13 @@ class RateLimiter:
             return (needed - bucket.tokens) / bucket.rate
 
 
-_limits: dict[str, tuple[float, int]] = {}
-_limits_lock = threading.Lock()
-
-
 def project_rate_limit(tenant: str) -> int:
-    """``Project.ingest_rate_limit`` by tenant id (never reused, unlike pk); cached a few seconds; sync ORM call."""
-    now = time.monotonic()
-    with _limits_lock:
-        hit = _limits.get(tenant)
-    if hit is not None and now - hit[0] < _LIMIT_CACHE_SECONDS:
-        return hit[1]
-    value = Project.objects.filter(tenant_id=tenant).values_list("ingest_rate_limit", flat=True).first() or 0
-    with _limits_lock:
-        _limits[tenant] = (now, int(value))
-    return int(value)
+    """``Project.ingest_rate_limit`` by tenant id; cached a few seconds (:mod:`ingestion.project_settings`)."""
+    return project_settings.ingest_settings(tenant).rate_limit
 
 
 def clear_cache() -> None:
-    with _limits_lock:
-        _limits.clear()
+    project_settings.clear_cache()
 
 
 def retry_after_seconds(wait: float) -> int:

@@ -31,6 +31,7 @@ from ingestion.otlp.limits import (
     read_body,
 )
 from ingestion.otlp.responses import OtlpResponse, error_response, export_response
+from ingestion.project_settings import ingest_settings
 from ingestion.writer import StoreUnavailable, WriterSaturated, get_writer
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,8 @@ async def _receive(incoming: IncomingRequest) -> OtlpResponse:
     if export.records == 0:
         return export_response(incoming.signal, mtype, export.rejected, export.reject_message)
 
-    rate = await sync_to_async(ratelimit.project_rate_limit)(key.tenant_id)
+    project = await sync_to_async(ingest_settings)(key.tenant_id)
+    rate = project.rate_limit
     wait = ratelimit.limiter.acquire(key.tenant_id, rate, export.records)
     if wait > 0:
         _reject(incoming.signal, "rate_limit", export.records)
@@ -123,7 +125,7 @@ async def _receive(incoming: IncomingRequest) -> OtlpResponse:
 
     rid = request_id(key.tenant_id, incoming.signal, export.payload)
     try:
-        future = get_writer().submit(incoming.signal, key.tenant_id, export, rid)
+        future = get_writer().submit(incoming.signal, key.tenant_id, export, rid, extra_patterns=project.extra_patterns)
     except WriterSaturated as exc:
         _reject(incoming.signal, "saturated", export.records)
         return error_response(503, mtype, f"Keel is saturated ({exc}); retry later.", RETRY_AFTER_SATURATED)

@@ -178,9 +178,12 @@ PLACEHOLDERS = ("[EMAIL]", "[PHONE]", "[CARD]", "[SSN]", "[IBAN]", "[IP]", "[SEC
 PLACEHOLDER_PATTERN = r"\[(?:EMAIL|PHONE|CARD|SSN|IBAN|IP|SECRET|CUSTOM)\]"
 
 
-def _lit(value: str) -> str:
+def sql_literal(value: str) -> str:
     """A ClickHouse string literal."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+_lit = sql_literal
 
 
 def _digits(c: str) -> str:

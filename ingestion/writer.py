@@ -8,8 +8,9 @@ that are already stored, and raw-inserts the length-delimited protobuf wrappers 
 Idempotency:
 
 * identical requests in flight at the same time share one future (request id = sha256(project + payload));
-* spans whose (trace id, span id) this project already stored (``keel_ingest_keys``, fed by a view on
-  ``otel_traces``) or that appear earlier in the same batch are removed before the insert, so a retried request,
+* spans whose (trace id, span id) this project already stored (``keel_span_keys``, fed by a view on
+  ``otel_traces``, looked up by the minutes of span start the batch covers) or that appear earlier in the same
+  batch are removed before the insert, so a retried request,
   or the same span inside another request, never reaches ``otel_traces`` / ``llm_calls`` / the rollups twice;
 * log requests are deduplicated by request id the same way.
 
@@ -58,6 +59,7 @@ class _Item:
     tenant: str
     export: DecodedExport
     request_id: str
+    extra_patterns: bool = False  # the project has extra PII patterns: its spans take the custom landing table
     future: Future[int] = field(default_factory=Future)
 
     @property
@@ -66,20 +68,43 @@ class _Item:
 
 
 class StoredKeys:
-    """Which of a batch's keys each project already stored (bound parameters, scoped to the batch's projects)."""
+    """Which of a batch's keys each project already stored (bound parameters, scoped to the batch's projects).
 
-    SQL = (
-        "SELECT ProjectId, Key FROM keel_ingest_keys "
-        "WHERE ProjectId IN {projects:Array(String)} AND Kind = {kind:String} AND Key IN {keys:Array(String)}"
+    Span keys are looked up only in the minutes (of span start) the batch covers, so the cost follows the ingest
+    rate, not the two days of keys kept. Keys travel as one comma-joined string: formatting thousands of array
+    elements as parameters costs more than the lookup.
+    """
+
+    SPANS_SQL = (
+        f"SELECT ProjectId, Key FROM {landing.SPAN_KEYS_TABLE} "
+        "WHERE ProjectId IN {projects:Array(String)} AND Minute IN {minutes:Array(Int64)} "
+        "AND Key IN (SELECT arrayJoin(splitByChar(',', {keys:String})))"
+    )
+    LOGS_SQL = (
+        f"SELECT ProjectId, Key FROM {landing.KEYS_TABLE} "
+        "WHERE ProjectId IN {projects:Array(String)} AND Kind = 'logs' "
+        "AND Key IN (SELECT arrayJoin(splitByChar(',', {keys:String})))"
     )
 
     @classmethod
-    def find(cls, client: Any, kind: str, keys_by_tenant: dict[str, set[str]]) -> set[tuple[str, str]]:
+    def spans(
+        cls, client: Any, keys_by_tenant: dict[str, set[str]], minutes: set[int]
+    ) -> set[tuple[str, str]]:
+        return cls._find(client, cls.SPANS_SQL, keys_by_tenant, {"minutes": sorted(minutes)})
+
+    @classmethod
+    def log_requests(cls, client: Any, keys_by_tenant: dict[str, set[str]]) -> set[tuple[str, str]]:
+        return cls._find(client, cls.LOGS_SQL, keys_by_tenant, {})
+
+    @staticmethod
+    def _find(
+        client: Any, sql: str, keys_by_tenant: dict[str, set[str]], extra: dict[str, Any]
+    ) -> set[tuple[str, str]]:
         tenants = [t for t, keys in keys_by_tenant.items() if keys]
         if not tenants:
             return set()
-        keys = sorted(set().union(*(keys_by_tenant[t] for t in tenants)))
-        rows = client.query(cls.SQL, parameters={"projects": tenants, "kind": kind, "keys": keys}).result_rows
+        keys = ",".join(sorted(set().union(*(keys_by_tenant[t] for t in tenants))))
+        rows = client.query(sql, parameters={"projects": tenants, "keys": keys, **extra}).result_rows
         return {(str(p), str(k)) for p, k in rows}
 
 
@@ -111,7 +136,9 @@ class BatchWriter:
 
     # --- producer side --------------------------------------------------------------------------------------
 
-    def submit(self, signal: str, tenant: str, export: DecodedExport, request_id: str) -> Future[int]:
+    def submit(
+        self, signal: str, tenant: str, export: DecodedExport, request_id: str, *, extra_patterns: bool = False
+    ) -> Future[int]:
         """Queue an export; the future resolves to the number of records stored (or raises StoreUnavailable)."""
         with self._cv:
             same = self._inflight.get(request_id)
@@ -119,7 +146,7 @@ class BatchWriter:
                 return same
             if self._queued_records and self._queued_records + export.records > self.max_queued_records:
                 raise WriterSaturated(f"{self._queued_records} records are waiting to be written")
-            item = _Item(signal, tenant, export, request_id)
+            item = _Item(signal, tenant, export, request_id, extra_patterns)
             self._inflight[request_id] = item.future
             self._queue.append(item)
             self._queued_records += export.records
@@ -199,10 +226,27 @@ class BatchWriter:
         client = self.client_factory()
         if items[0].signal == TRACES:
             messages = self._dedup_spans(client, items)
-            table, columns, message = landing.TRACES_LANDING, landing.TRACES_INSERT_COLUMNS, "KeelTraces"
+            columns, message = landing.TRACES_INSERT_COLUMNS, "KeelTraces"
+            tables = {landing.TRACES_LANDING: [m for m in messages if not m[1].extra_patterns],
+                      landing.TRACES_CUSTOM_LANDING: [m for m in messages if m[1].extra_patterns]}
         else:
             messages = self._dedup_log_requests(client, items)
-            table, columns, message = landing.LOGS_LANDING, landing.LOGS_INSERT_COLUMNS, "KeelLogs"
+            columns, message = landing.LOGS_INSERT_COLUMNS, "KeelLogs"
+            tables = {landing.LOGS_LANDING: messages}
+        for table, part in tables.items():
+            if part:
+                self._insert_wrapped(client, table, columns, message, part)
+        stored = {id(item): 0 for item in items}
+        for _payload, item in messages:
+            stored[id(item)] = item.records
+        for item in items:
+            if not item.future.done():
+                item.future.set_result(stored[id(item)])
+
+    def _insert_wrapped(
+        self, client: Any, table: str, columns: list[str], message: str, messages: list[tuple[bytes, _Item]]
+    ) -> None:
+        """One raw ``Protobuf`` insert of the payloads, each wrapped with its tenant and request id."""
         parts = []
         for payload, item in messages:
             wrapped = (
@@ -212,32 +256,27 @@ class BatchWriter:
             )
             parts.append(_VarintBytes(len(wrapped)))
             parts.append(wrapped)
-        if parts:
-            started = time.perf_counter()
-            try:
-                client.raw_insert(
-                    table, columns, insert_block=b"".join(parts), fmt="Protobuf",
-                    settings=landing.insert_settings(message),
-                )
-            except Exception:
-                INSERT_FAILURES.inc()
-                raise
-            INSERT_SECONDS.observe(time.perf_counter() - started)
-            INSERT_BATCH_ROWS.observe(sum(item.records for _payload, item in messages))
-            if items[0].signal == TRACES:
-                SPANS_STORED.inc(sum(item.records for _payload, item in messages))
-        stored = {id(item): 0 for item in items}
-        for _payload, item in messages:
-            stored[id(item)] = item.records
-        for item in items:
-            if not item.future.done():
-                item.future.set_result(stored[id(item)])
+        started = time.perf_counter()
+        try:
+            client.raw_insert(
+                table, columns, insert_block=b"".join(parts), fmt="Protobuf", settings=landing.insert_settings(message),
+            )
+        except Exception:
+            INSERT_FAILURES.inc()
+            raise
+        INSERT_SECONDS.observe(time.perf_counter() - started)
+        records = sum(item.records for _payload, item in messages)
+        INSERT_BATCH_ROWS.observe(records)
+        if messages[0][1].signal == TRACES:
+            SPANS_STORED.inc(records)
 
     def _dedup_spans(self, client: Any, items: list[_Item]) -> list[tuple[bytes, _Item]]:
         keys_by_tenant: dict[str, set[str]] = collections.defaultdict(set)
+        minutes: set[int] = set()
         for item in items:
             keys_by_tenant[item.tenant].update(item.export.span_keys)
-        stored = StoredKeys.find(client, "span", keys_by_tenant)
+            minutes |= item.export.span_minutes
+        stored = StoredKeys.spans(client, keys_by_tenant, minutes)
         seen: dict[str, set[str]] = collections.defaultdict(set)
         out: list[tuple[bytes, _Item]] = []
         for item in items:
@@ -260,7 +299,7 @@ class BatchWriter:
         keys_by_tenant: dict[str, set[str]] = collections.defaultdict(set)
         for item in items:
             keys_by_tenant[item.tenant].add(item.request_id)
-        stored = StoredKeys.find(client, "logs", keys_by_tenant)
+        stored = StoredKeys.log_requests(client, keys_by_tenant)
         out, seen = [], set()
         for item in items:
             key = (item.tenant, item.request_id)

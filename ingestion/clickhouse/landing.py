@@ -25,9 +25,13 @@ from ingestion.clickhouse.ddl import Topology, ttl_days
 from ingestion.redaction import is_content_event_attribute_sql, redact_sql
 
 TRACES_LANDING = "keel_traces_landing"
+# Same shape; its view also applies projects' extra PII patterns. The writer sends a project's requests here only
+# when the project has extra patterns, so everyone else's inserts skip that branch.
+TRACES_CUSTOM_LANDING = "keel_traces_custom_landing"
 LOGS_LANDING = "keel_logs_landing"
 LOGS_TABLE = "otel_logs"
 KEYS_TABLE = "keel_ingest_keys"
+SPAN_KEYS_TABLE = "keel_span_keys"
 
 PROJECT_FIELD = 100001
 REQUEST_ID_FIELD = 100002
@@ -181,25 +185,28 @@ _TENANT_SWITCHES = (
 )
 
 
-def _redacted_map_sql(map_expr: str, event_name: str = "''") -> str:
+def _redacted_map_sql(map_expr: str, event_name: str = "''", *, custom: bool = True) -> str:
     """Content values (by key, or every non-bookkeeping value of a content event) as the project may store them.
 
-    Same result as applying :func:`ingestion.redaction.redact_sql` to each content value, arranged for speed:
-    the project's mode and extra pattern are looked up once per request (``keel_capture``/``keel_extra``), the
-    mode picks a branch per row (short-circuit), and only content values enter the regex lambdas — a
-    conditional inside a lambda evaluates every branch for every value. (Prefiltering values with one
-    alternation of all candidate patterns was measured slower: the alternation costs more than it saves.)
+    Same result as applying :func:`ingestion.redaction.redact_sql` to each content value, arranged for speed: the
+    project's mode and extra pattern are looked up once per request (``keel_capture``/``keel_extra``), the mode
+    picks a branch per row, and only content values enter the regex lambdas. Each copy of the redaction costs
+    query analysis on every insert (a materialized view analyses its SELECT each time) and a project's extra
+    pattern is a column, not a constant, so its branch costs time even when no row takes it: with
+    ``custom=False`` there is no such branch (the lean landing table, for projects without extra patterns).
     """
     content = f"mapFilter((k, v) -> {is_content_event_attribute_sql(event_name, 'k')}, {map_expr})"
     redacted = f"mapUpdate({map_expr}, mapApply((k, v) -> (k, {redaction.redact_patterns_sql('v')}), {content}))"
-    custom = (
+    emptied = f"mapUpdate({map_expr}, mapApply((k, v) -> (k, ''), {content}))"
+    if not custom:
+        return f"multiIf(keel_capture = 'full', {map_expr}, keel_capture = 'none', {emptied}, {redacted})"
+    with_extra = (
         f"mapUpdate({map_expr}, mapApply((k, v) -> (k, replaceRegexpAll({redaction.redact_patterns_sql('v')}, "
         f"keel_extra, '[CUSTOM]')), {content}))"
     )
-    emptied = f"mapUpdate({map_expr}, mapApply((k, v) -> (k, ''), {content}))"
     return (
         f"multiIf(keel_capture = 'full', {map_expr}, keel_capture = 'none', {emptied}, "
-        f"keel_extra = '', {redacted}, {custom})"
+        f"keel_extra = '', {redacted}, {with_extra})"
     )
 
 
@@ -266,8 +273,10 @@ def _capped_map_sql(kvs: str) -> str:
     return f"mapFromArrays(arrayMap(kv -> kv.key, {kvs}), {_capped_values_sql(kvs)})"
 
 
-def traces_flatten_select(landing: str) -> str:
+def traces_flatten_select(landing: str, *, custom: bool = True) -> str:
     """Landing rows (one per OTLP request) → one ``otel_traces`` row per span.
+
+    ``custom=False`` leaves out projects' extra redaction patterns (see :func:`_redacted_map_sql`).
 
     The attribute maps are built in a middle subquery so the redaction expression refers to a column, not to
     a copy of the map-building expression (keeps the query tree far below ClickHouse's size limit). Events and
@@ -287,13 +296,14 @@ def traces_flatten_select(landing: str) -> str:
     res AS ResourceAttributes,
     scope_name AS ScopeName,
     scope_version AS ScopeVersion,
-    {_redacted_map_sql('span_attrs')} AS SpanAttributes,
+    {_redacted_map_sql('span_attrs', custom=custom)} AS SpanAttributes,
     if(s.end_time_unix_nano > s.start_time_unix_nano, s.end_time_unix_nano - s.start_time_unix_nano, 0) AS Duration,
     transform(s.status.code, [1, 2], ['Ok', 'Error'], 'Unset') AS StatusCode,
     s.status.message AS StatusMessage,
     arrayMap(e -> {_nanos('e.time_unix_nano')}, events) AS `Events.Timestamp`,
     event_names AS `Events.Name`,
-    arrayMap((n, m) -> {_redacted_map_sql('m', 'n')}, event_names, event_attrs) AS `Events.Attributes`,
+    arrayMap((n, m) -> {_redacted_map_sql('m', 'n', custom=custom)}, event_names, event_attrs)
+        AS `Events.Attributes`,
     arrayMap(l -> lower(hex(l.trace_id)), s.links) AS `Links.TraceId`,
     arrayMap(l -> lower(hex(l.span_id)), s.links) AS `Links.SpanId`,
     arrayMap(l -> l.trace_state, s.links) AS `Links.TraceState`,
@@ -422,6 +432,45 @@ TTL InsertedAt + toIntervalDay(2)""",
         f"SELECT ProjectId, 'span' AS Kind, concat(TraceId, SpanId) AS Key FROM {t.local('otel_traces')}",
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_logs_mv{t.on_cluster} TO {table} AS "
         f"SELECT keel_project AS ProjectId, 'logs' AS Kind, keel_request_id AS Key FROM {LOGS_LANDING}",
+    ]
+
+
+def span_keys(t: Topology) -> list[str]:
+    """Stored span keys per project and *minute of the span's start*, for idempotent retries at any volume.
+
+    A retried span has the same start time, so the writer looks up only the minutes its batch covers: the primary
+    key prunes to those minutes and a lookup reads about a minute of keys, not the whole retention window.
+    ``Minute`` is the start time in whole minutes since the epoch, computed from the stored nanoseconds exactly
+    as :func:`ingestion.otlp.decoding.span_minute` does. Fed by a view on ``otel_traces`` (so spans a Collector
+    writes straight into ClickHouse are known too); kept two days.
+    """
+    table = t.local(SPAN_KEYS_TABLE)
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {table}{t.on_cluster} (
+    ProjectId LowCardinality(String),
+    Minute Int64,
+    Key String,
+    InsertedAt DateTime DEFAULT now()
+) ENGINE = {t.engine('Replacing', SPAN_KEYS_TABLE)}
+ORDER BY (ProjectId, Minute, Key)
+TTL InsertedAt + toIntervalDay(2)
+SETTINGS index_granularity = 1024""",
+        *t.distributed(SPAN_KEYS_TABLE, "cityHash64(Key)"),
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_mv{t.on_cluster} TO {table} AS "
+        f"SELECT ProjectId, intDiv(toUnixTimestamp64Nano(Timestamp), 60000000000) AS Minute, "
+        f"concat(TraceId, SpanId) AS Key FROM {t.local('otel_traces')}",
+    ]
+
+
+def lean_traces_views(t: Topology) -> list[str]:
+    """The traces landing view without the extra-pattern branch, and the custom landing table with it."""
+    return [
+        # MODIFY QUERY swaps the SELECT atomically: no insert passes through the Null table unseen meanwhile.
+        f"ALTER TABLE {TRACES_LANDING}_mv{t.on_cluster} MODIFY QUERY "
+        + traces_flatten_select(TRACES_LANDING, custom=False),
+        f"CREATE TABLE IF NOT EXISTS {TRACES_CUSTOM_LANDING}{t.on_cluster} ({_TRACES_COLUMNS}\n) ENGINE = Null",
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {TRACES_CUSTOM_LANDING}_mv{t.on_cluster} TO {t.local('otel_traces')} "
+        "AS " + traces_flatten_select(TRACES_CUSTOM_LANDING, custom=True),
     ]
 
 

@@ -45,6 +45,7 @@ class DecodedExport:
     rejected: int = 0
     reject_reasons: list[str] = field(default_factory=list)
     span_keys: list[str] = field(default_factory=list)
+    span_minutes: set[int] = field(default_factory=set)
 
     @property
     def reject_message(self) -> str:
@@ -149,9 +150,22 @@ def _parse_json(signal: str, body: bytes, message: Message) -> None:
 # --- validation -----------------------------------------------------------------------------------------------
 
 
+_NANOS_PER_MINUTE = 60_000_000_000
+
+
+def span_minute(start_time_unix_nano: int) -> int:
+    """The span's start in whole minutes since the epoch, exactly as ClickHouse computes ``keel_span_keys.Minute``
+    from the stored ``Timestamp`` (the unsigned nanoseconds reinterpreted as Int64, divided toward zero)."""
+    ns = start_time_unix_nano - (1 << 64) if start_time_unix_nano >= (1 << 63) else start_time_unix_nano
+    minutes = abs(ns) // _NANOS_PER_MINUTE
+    return minutes if ns >= 0 else -minutes
+
+
 def _validate_traces(message: Any, serialized: bytes | None) -> DecodedExport:
     keys: list[str] = []
     append = keys.append
+    minutes: set[int] = set()
+    add_minute = minutes.add
     bad_trace = bad_span = bad_parent = 0
     total = 0
     removals: list[tuple[Any, list[int]]] = []
@@ -172,6 +186,7 @@ def _validate_traces(message: Any, serialized: bytes | None) -> DecodedExport:
                     bad_here.append(i)
                 else:
                     append(tid.hex() + sid.hex())
+                    add_minute(span_minute(span.start_time_unix_nano))
             total += len(ss.spans)
             if bad_here:
                 removals.append((ss.spans, bad_here))
@@ -195,6 +210,7 @@ def _validate_traces(message: Any, serialized: bytes | None) -> DecodedExport:
         rejected=rejected,
         reject_reasons=reasons,
         span_keys=keys,
+        span_minutes=minutes,
     )
 
 

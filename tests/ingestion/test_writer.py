@@ -92,3 +92,38 @@ def test_an_idle_writer_lingers_for_requests_arriving_close_together(project) ->
     assert len(client.inserts) == 1
     assert count_spans(project.tenant_id) == 8
 
+
+
+@pytest.mark.parametrize("start", [0, 1, 59_999_999_999, 60_000_000_000, 1_764_800_000_123_456_789,
+                                   (1 << 63) - 1, 1 << 63, (1 << 64) - 1, (1 << 64) - 60_000_000_001])
+def test_span_minute_is_the_minute_clickhouse_keys_the_span_by(start: int) -> None:
+    """The retry check looks up keys by minute: Python's minute of a span must be the one the keys view stores."""
+    from ingestion.otlp.decoding import span_minute
+
+    stored = get_client().query(
+        "SELECT intDiv(toUnixTimestamp64Nano(fromUnixTimestamp64Nano(toInt64({s:UInt64}))), 60000000000)",
+        parameters={"s": start},
+    ).result_rows[0][0]
+    assert span_minute(start) == stored
+
+
+@pytest.mark.django_db
+def test_a_span_resent_in_another_request_is_found_by_its_minute(project) -> None:
+    """Same span, different request (another batch, other neighbours): stored once, found in its minute's keys."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    writer = BatchWriter()
+    first = genai_request(3, service="resend")
+    export = decode(TRACES, first.SerializeToString(), PROTOBUF)
+    assert writer.submit(TRACES, project.tenant_id, export, request_id(project.tenant_id, TRACES, export.payload)
+                         ).result(30) == 3
+    again = ExportTraceServiceRequest()
+    again.CopyFrom(first)
+    extra = genai_request(1, service="resend").resource_spans[0].scope_spans[0].spans[0]
+    again.resource_spans[0].scope_spans[0].spans.append(extra)
+    export2 = decode(TRACES, again.SerializeToString(), PROTOBUF)
+    assert export2.span_minutes  # the minutes the lookup is limited to
+    writer.submit(TRACES, project.tenant_id, export2, request_id(project.tenant_id, TRACES, export2.payload)
+                  ).result(30)
+    assert count_spans(project.tenant_id) == 4
+    assert count_calls(project.tenant_id) == 4
