@@ -1,7 +1,8 @@
 """What the receiver needs to know about a project per request, cached a few seconds per process.
 
-One ORM read per project every few seconds, not per request: the ingest rate limit, and whether the project has
-extra PII patterns (its requests then go to the landing table whose view applies them). A change takes effect
+One ORM read per project every few seconds, not per request: the ingest rate limit, and whether the project's
+content needs more than the built-in redaction — extra PII patterns or capture "none" (its requests then go to the
+landing table whose view applies every switch, see :mod:`ingestion.clickhouse.landing`). A change takes effect
 within the cache period (the ClickHouse dictionary the views read is reloaded at once on save, see
 :mod:`ingestion.project_sync`).
 """
@@ -20,10 +21,10 @@ CACHE_SECONDS = 5.0
 @dataclass(frozen=True)
 class IngestSettings:
     rate_limit: int  # records per second, 0 = unlimited
-    extra_patterns: bool
+    custom_content: bool  # extra PII patterns, or content capture "none"
 
 
-_UNKNOWN = IngestSettings(rate_limit=0, extra_patterns=False)
+_UNKNOWN = IngestSettings(rate_limit=0, custom_content=False)
 _cache: dict[str, tuple[float, IngestSettings]] = {}
 _lock = threading.Lock()
 
@@ -35,8 +36,16 @@ def ingest_settings(tenant: str) -> IngestSettings:
         hit = _cache.get(tenant)
     if hit is not None and now - hit[0] < CACHE_SECONDS:
         return hit[1]
-    row = Project.objects.filter(tenant_id=tenant).values_list("ingest_rate_limit", "pii_extra_patterns").first()
-    value = _UNKNOWN if row is None else IngestSettings(int(row[0] or 0), any(p for p in (row[1] or []) if p))
+    row = (
+        Project.objects.filter(tenant_id=tenant)
+        .values_list("ingest_rate_limit", "pii_extra_patterns", "content_capture")
+        .first()
+    )
+    if row is None:
+        value = _UNKNOWN
+    else:
+        limit, patterns, capture = row
+        value = IngestSettings(int(limit or 0), any(p for p in (patterns or []) if p) or capture == "none")
     with _lock:
         _cache[tenant] = (now, value)
     return value

@@ -125,7 +125,7 @@ async def _receive(incoming: IncomingRequest) -> OtlpResponse:
 
     rid = request_id(key.tenant_id, incoming.signal, export.payload)
     try:
-        future = get_writer().submit(incoming.signal, key.tenant_id, export, rid, extra_patterns=project.extra_patterns)
+        future = get_writer().submit(incoming.signal, key.tenant_id, export, rid, custom_content=project.custom_content)
     except WriterSaturated as exc:
         _reject(incoming.signal, "saturated", export.records)
         return error_response(503, mtype, f"Keel is saturated ({exc}); retry later.", RETRY_AFTER_SATURATED)

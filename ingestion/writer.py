@@ -59,7 +59,7 @@ class _Item:
     tenant: str
     export: DecodedExport
     request_id: str
-    extra_patterns: bool = False  # the project has extra PII patterns: its spans take the custom landing table
+    custom_content: bool = False  # extra PII patterns or capture "none": the custom landing table
     future: Future[int] = field(default_factory=Future)
 
     @property
@@ -137,7 +137,7 @@ class BatchWriter:
     # --- producer side --------------------------------------------------------------------------------------
 
     def submit(
-        self, signal: str, tenant: str, export: DecodedExport, request_id: str, *, extra_patterns: bool = False
+        self, signal: str, tenant: str, export: DecodedExport, request_id: str, *, custom_content: bool = False
     ) -> Future[int]:
         """Queue an export; the future resolves to the number of records stored (or raises StoreUnavailable)."""
         with self._cv:
@@ -146,7 +146,7 @@ class BatchWriter:
                 return same
             if self._queued_records and self._queued_records + export.records > self.max_queued_records:
                 raise WriterSaturated(f"{self._queued_records} records are waiting to be written")
-            item = _Item(signal, tenant, export, request_id, extra_patterns)
+            item = _Item(signal, tenant, export, request_id, custom_content)
             self._inflight[request_id] = item.future
             self._queue.append(item)
             self._queued_records += export.records
@@ -227,8 +227,8 @@ class BatchWriter:
         if items[0].signal == TRACES:
             messages = self._dedup_spans(client, items)
             columns, message = landing.TRACES_INSERT_COLUMNS, "KeelTraces"
-            tables = {landing.TRACES_LANDING: [m for m in messages if not m[1].extra_patterns],
-                      landing.TRACES_CUSTOM_LANDING: [m for m in messages if m[1].extra_patterns]}
+            tables = {landing.TRACES_LANDING: [m for m in messages if not m[1].custom_content],
+                      landing.TRACES_CUSTOM_LANDING: [m for m in messages if m[1].custom_content]}
         else:
             messages = self._dedup_log_requests(client, items)
             columns, message = landing.LOGS_INSERT_COLUMNS, "KeelLogs"

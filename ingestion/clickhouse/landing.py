@@ -25,8 +25,8 @@ from ingestion.clickhouse.ddl import Topology, ttl_days
 from ingestion.redaction import is_content_event_attribute_sql, redact_sql
 
 TRACES_LANDING = "keel_traces_landing"
-# Same shape; its view also applies projects' extra PII patterns. The writer sends a project's requests here only
-# when the project has extra patterns, so everyone else's inserts skip that branch.
+# Same shape; its view also applies projects' extra PII patterns and capture "none". The writer sends a project's
+# requests here only when the project needs one of those, so everyone else's inserts skip that work.
 TRACES_CUSTOM_LANDING = "keel_traces_custom_landing"
 LOGS_LANDING = "keel_logs_landing"
 LOGS_TABLE = "otel_logs"
@@ -189,25 +189,22 @@ def _redacted_map_sql(map_expr: str, event_name: str = "''", *, custom: bool = T
     """Content values (by key, or every non-bookkeeping value of a content event) as the project may store them.
 
     Same result as applying :func:`ingestion.redaction.redact_sql` to each content value, arranged for speed: the
-    project's mode and extra pattern are looked up once per request (``keel_capture``/``keel_extra``), the mode
-    picks a branch per row, and only content values enter the regex lambdas. Each copy of the redaction costs
-    query analysis on every insert (a materialized view analyses its SELECT each time) and a project's extra
-    pattern is a column, not a constant, so its branch costs time even when no row takes it: with
-    ``custom=False`` there is no such branch (the lean landing table, for projects without extra patterns).
+    project's mode and extra pattern are looked up once per request (``keel_capture``/``keel_extra``), only
+    content values enter the lambda, and the redaction appears once. Anything beyond "full or redacted" costs
+    time on every row even when no row needs it (a branch over a map is evaluated for every row; a project's
+    extra pattern is a column, not a constant, so it costs a lookup per value even when it never matches), so
+    ``custom=False`` — the lean landing table, for projects without extra patterns whose capture is not "none"
+    — handles only those two modes; the custom landing table handles every switch.
     """
     content = f"mapFilter((k, v) -> {is_content_event_attribute_sql(event_name, 'k')}, {map_expr})"
-    redacted = f"mapUpdate({map_expr}, mapApply((k, v) -> (k, {redaction.redact_patterns_sql('v')}), {content}))"
-    emptied = f"mapUpdate({map_expr}, mapApply((k, v) -> (k, ''), {content}))"
+    redacted = redaction.redact_patterns_sql("v")
     if not custom:
-        return f"multiIf(keel_capture = 'full', {map_expr}, keel_capture = 'none', {emptied}, {redacted})"
-    with_extra = (
-        f"mapUpdate({map_expr}, mapApply((k, v) -> (k, replaceRegexpAll({redaction.redact_patterns_sql('v')}, "
-        f"keel_extra, '[CUSTOM]')), {content}))"
-    )
-    return (
-        f"multiIf(keel_capture = 'full', {map_expr}, keel_capture = 'none', {emptied}, "
-        f"keel_extra = '', {redacted}, {with_extra})"
-    )
+        stored = f"mapUpdate({map_expr}, mapApply((k, v) -> (k, {redacted}), {content}))"
+        return f"if(keel_capture = 'full', {map_expr}, {stored})"
+    never = redaction.sql_literal(redaction.NEVER_MATCHES)
+    value = f"replaceRegexpAll({redacted}, if(keel_extra = '', {never}, keel_extra), '[CUSTOM]')"
+    stored = f"mapUpdate({map_expr}, mapApply((k, v) -> (k, if(keel_capture = 'none', '', {value})), {content}))"
+    return f"if(keel_capture = 'full', {map_expr}, {stored})"
 
 
 def _resource_map_sql(kvs: str) -> str:
@@ -463,7 +460,7 @@ SETTINGS index_granularity = 1024""",
 
 
 def lean_traces_views(t: Topology) -> list[str]:
-    """The traces landing view without the extra-pattern branch, and the custom landing table with it."""
+    """The lean traces landing view (full or redacted content), and the custom landing table for every switch."""
     return [
         # MODIFY QUERY swaps the SELECT atomically: no insert passes through the Null table unseen meanwhile.
         f"ALTER TABLE {TRACES_LANDING}_mv{t.on_cluster} MODIFY QUERY "

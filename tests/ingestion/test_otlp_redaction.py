@@ -49,7 +49,7 @@ def test_fast_map_redaction_matches_redact_sql(ch, project, mode, extra) -> None
     else:
         assert "[EMAIL]" in ours["gen_ai.input.messages"] and "[CARD]" in ours["gen_ai.input.messages"]
         assert ("[CUSTOM]" in ours["gen_ai.input.messages"]) == bool(extra)
-    if not extra:  # the lean landing view (projects without extra patterns) stores the same
+    if not extra and mode != "none":  # the lean landing view (the projects it serves) stores the same
         assert _compare(ch, project.tenant_id, custom=False) == (ours, theirs)
 
 
@@ -72,3 +72,21 @@ def test_capture_mode_applies_to_received_spans(project, mode, stored) -> None:
     [row] = stored_spans(project.tenant_id)
     assert row[5]["gen_ai.input.messages"] == stored
     assert row[5]["gen_ai.request.model"] == "gpt-4o-mini"
+
+
+@pytest.mark.django_db
+def test_switching_to_capture_none_applies_to_the_next_request(project) -> None:
+    """The receiver caches per-project settings; a save (this process) takes effect at once, not after the cache."""
+    key = issue_key(project, ["ingest"]).secret
+
+    def send() -> None:
+        response = Client().generic("POST", "/v1/traces", genai_request(1).SerializeToString(),
+                                    content_type="application/x-protobuf", HTTP_AUTHORIZATION=f"Bearer {key}")
+        assert response.status_code == 200
+
+    send()
+    project.content_capture = "none"
+    project.save()
+    send()
+    contents = sorted(row[5]["gen_ai.input.messages"] for row in stored_spans(project.tenant_id))
+    assert contents == ["", "hello from [EMAIL]"]
