@@ -119,13 +119,13 @@ class BatchWriter:
     ) -> None:
         self.client_factory = client_factory
         self.max_queued_records = max_queued_records or configured_int("KEEL_WRITER_MAX_QUEUED_RECORDS", 65_536)
-        self.max_batch_records = max_batch_records or configured_int("KEEL_WRITER_MAX_BATCH_RECORDS", 16_384)
+        self.max_batch_records = max_batch_records or configured_int("KEEL_WRITER_MAX_BATCH_RECORDS", 32_768)
         # Every insert pays a fixed cost (the views' SELECTs are analysed per insert, one part per table): after
         # an insert, exporters answered together send their next requests together, so wait while they keep
         # arriving (at most `linger_ms` between two, `max_linger_ms` in all) instead of inserting the first alone.
-        self.linger_s = (configured_int("KEEL_WRITER_LINGER_MS", 10) if linger_ms is None else linger_ms) / 1000
+        self.linger_s = (configured_int("KEEL_WRITER_LINGER_MS", 50) if linger_ms is None else linger_ms) / 1000
         self.max_linger_s = (
-            configured_int("KEEL_WRITER_MAX_LINGER_MS", 100) if max_linger_ms is None else max_linger_ms
+            configured_int("KEEL_WRITER_MAX_LINGER_MS", 300) if max_linger_ms is None else max_linger_ms
         ) / 1000
         self._queue: collections.deque[_Item] = collections.deque()
         self._queued_records = 0
