@@ -70,3 +70,27 @@ def insert(ch, rows: list[list[object]]) -> None:  # type: ignore[no-untyped-def
 
 def at_minute(minute: int, start: dt.datetime = START) -> dt.datetime:
     return (start + dt.timedelta(minutes=minute)).replace(tzinfo=dt.UTC)
+
+
+HISTORY_MINUTES = 3 * 1440
+
+
+def history_latency(minute: int) -> float:
+    """Three days of one route's latency: a 3x step in the last 30 minutes, a 1.6x and a 1.35x bump of 20 minutes
+    on the days before (which only some sensitivities alert on), 800 ms otherwise."""
+    if minute >= HISTORY_MINUTES - 30:
+        return 2400.0
+    if 2 * 1440 <= minute < 2 * 1440 + 20:
+        return 800.0 * 1.35
+    if 1440 + 600 <= minute < 1440 + 620:
+        return 800.0 * 1.6
+    return 800.0
+
+
+def write_history(ch, tenant: str, now: dt.datetime, **extra: object) -> dt.datetime:  # type: ignore[no-untyped-def]
+    """``HISTORY_MINUTES`` of support/gpt-a in prod ending at ``now`` (its minute excluded); returns the start."""
+    start = (now.astimezone(dt.UTC).replace(second=0, microsecond=0, tzinfo=None)
+             - dt.timedelta(minutes=HISTORY_MINUTES))
+    insert(ch, spans(tenant, route="support", model="gpt-a", minutes=range(HISTORY_MINUTES), start=start,
+                     latency_ms=history_latency, environment="prod", seed=1, **extra))  # type: ignore[arg-type]
+    return start
