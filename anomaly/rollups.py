@@ -8,19 +8,27 @@ small query. Every query is bound to the tenant; a query object cannot be built 
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from controlplane.settings.env import var_dir
 from ingestion.clickhouse.client import get_client
 from ingestion.clickhouse.schema import ROLLUP_1M, quantiles_merge
+
+logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -319,45 +327,96 @@ class _Settled:
     hashes: npt.NDArray[np.uint64]
     keys: list[dict[str, str]]
     columns: dict[str, FloatArray]  # always includes the presence column (NaN where a series had no row)
-    filled_at: float  # monotonic time of the full query this entry descends from
+    filled_at: float  # wall-clock time (epoch s) of the full query this entry descends from
 
     @property
     def nbytes(self) -> int:
         return sum(col.nbytes for col in self.columns.values())
 
+    def write(self, path: Path) -> None:
+        """One uncompressed ``.npz`` replaced atomically, so a reader in another process sees old or new, never
+        half; the labels and bounds travel as JSON beside the arrays."""
+        meta = {"start": self.start.isoformat(), "end": self.end.isoformat(), "keys": self.keys,
+                "filled_at": self.filled_at, "columns": sorted(self.columns)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        arrays: dict[str, Any] = {f"c_{name}": np.ascontiguousarray(col) for name, col in self.columns.items()}
+        with open(tmp, "wb") as handle:
+            np.savez(handle, meta=np.array(json.dumps(meta)), hashes=self.hashes, **arrays)
+        os.replace(tmp, path)
+
+    @classmethod
+    def read(cls, path: Path) -> _Settled | None:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                columns = {name: _read_only(data[f"c_{name}"]) for name in meta["columns"]}
+                hashes = data["hashes"]
+        except (OSError, ValueError, KeyError, json.JSONDecodeError):
+            return None  # missing, or written by an older version: the caller goes cold
+        return cls(datetime.fromisoformat(meta["start"]), datetime.fromisoformat(meta["end"]), hashes,
+                   meta["keys"], columns, float(meta["filled_at"]))
+
 
 class SettledCache:
-    """Per-process cache of the settled part of each project's rollup matrices.
+    """Cache of the settled part of each project's rollup matrices: in process memory, and (with ``directory``) on
+    local disk shared by the worker processes of the host.
 
     Rollup rows older than ``settle`` (late spans aside) no longer change, so a per-minute sweep only needs to
     query the newest minutes and append them to what it read before. An entry is dropped (and the next load does
     the full query) when a series appears that the entry does not know, after ``ttl`` since its full query (which
     also picks up any late spans), when the requested window starts before it, or when the byte budget evicts it
-    (least recently used first). Several worker processes each keep their own; correctness never depends on it.
+    (least recently used first). Finalising a week of per-minute t-digests is the expensive part of a cold load
+    (tens of seconds for 1,000 series); the disk tier lets a worker that just started, or another worker, reuse a
+    full query made within ``ttl`` instead of repeating it. Correctness never depends on either tier.
     """
 
     def __init__(self, settle: timedelta = timedelta(hours=2), ttl: timedelta = timedelta(hours=1),
-                 max_bytes: int = 1536 * 2**20) -> None:
+                 max_bytes: int = 1536 * 2**20, directory: Path | None = None) -> None:
         self.settle = settle
         self.ttl = ttl
         self.max_bytes = max_bytes
+        self.directory = directory
         self._entries: OrderedDict[tuple[str, Grouping], _Settled] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self.disk_hits = 0
 
-    def clear(self) -> None:
+    def clear(self, *, memory_only: bool = False) -> None:
+        """Forget every entry; ``memory_only`` keeps the disk tier (what a freshly started worker would find)."""
         with self._lock:
             self._entries.clear()
+        if not memory_only and self.directory is not None and self.directory.exists():
+            for path in self.directory.glob("*.npz"):
+                path.unlink(missing_ok=True)
+
+    def _path(self, key: tuple[str, Grouping]) -> Path | None:
+        if self.directory is None:
+            return None
+        tenant = hashlib.sha256(key[0].encode()).hexdigest()[:32]
+        return self.directory / f"{tenant}-{key[1].value}.npz"
 
     def _get(self, key: tuple[str, Grouping]) -> _Settled | None:
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
                 self._entries.move_to_end(key)
-            return entry
+                return entry
+        path = self._path(key)
+        entry = _Settled.read(path) if path is not None and path.exists() else None
+        if entry is not None:
+            self._put(key, entry, persist=False)
+            self.disk_hits += 1
+        return entry
 
-    def _put(self, key: tuple[str, Grouping], entry: _Settled) -> None:
+    def _put(self, key: tuple[str, Grouping], entry: _Settled, persist: bool = False) -> None:
+        path = self._path(key) if persist else None
+        if path is not None:
+            try:
+                entry.write(path)
+            except OSError:
+                logger.exception("could not write the settled-rollup cache to %s", path)
         with self._lock:
             self._entries.pop(key, None)
             if entry.nbytes > self.max_bytes:
@@ -369,6 +428,9 @@ class SettledCache:
     def _drop(self, key: tuple[str, Grouping]) -> None:
         with self._lock:
             self._entries.pop(key, None)
+        path = self._path(key)
+        if path is not None:
+            path.unlink(missing_ok=True)
 
     def store(self, tenant_id: str, grouping: Grouping, window: Window, hashes: npt.NDArray[np.uint64],
               matrix: SeriesMatrix, filled_at: float | None = None) -> None:
@@ -381,14 +443,17 @@ class SettledCache:
             return
         # Views, not copies: the matrices handed out are read-only, so nothing can change what is cached.
         columns = {name: _read_only(col)[:, :keep] for name, col in matrix.columns.items()}
+        # Only a fresh full query goes to disk; the per-minute extensions stay in memory (a reader of the file
+        # queries the minutes after its end, which is cheap).
         self._put((tenant_id, grouping), _Settled(window.start, settled_end, hashes.copy(), list(matrix.keys),
-                                                   columns, time.monotonic() if filled_at is None else filled_at))
+                                                   columns, time.time() if filled_at is None else filled_at),
+                  persist=filled_at is None)
 
     def load(self, tenant_id: str, grouping: Grouping, window: Window, families: set[Family]) -> SeriesMatrix | None:
         """The window's matrix from the cached settled minutes plus a query of the rest, or None (go cold)."""
         key = (tenant_id, grouping)
         entry = self._get(key)
-        if entry is None or time.monotonic() - entry.filled_at > self.ttl.total_seconds():
+        if entry is None or not 0 <= time.time() - entry.filled_at <= self.ttl.total_seconds():
             self.misses += 1
             return None
         needed = families | {presence_family(grouping)}
@@ -420,4 +485,4 @@ class SettledCache:
         return _only(matrix, families)
 
 
-settled_cache = SettledCache()
+settled_cache = SettledCache(directory=var_dir() / "detector-cache")
