@@ -60,8 +60,11 @@ def fingerprint(project: Project, detector: str, series_key: dict[str, str]) -> 
 
 
 def group_key(project: Project, series_key: dict[str, str]) -> str:
-    """Alerts on the same route (any model version, any detector), or the same service, form one incident."""
+    """Alerts on the same route (any model version, detector or error type), or the same service, in the same
+    environment form one incident: an error burst seen as the overall rate and as its error type is one page."""
     scope = series_key.get("route") or f"service:{series_key.get('service', '')}"
+    if series_key.get("environment"):
+        scope = f"{series_key['environment']}/{scope}"
     return hashlib.sha256(f"{project.tenant_id}|{scope}".encode()).hexdigest()[:40]
 
 

@@ -20,6 +20,7 @@ class DetectorKind(models.TextChoices):
     TTFT_P95 = "ttft_p95", "Time to first token p95"
     OUTPUT_TPS = "output_tokens_per_second", "Output tokens per second"
     ERROR_RATE = "error_rate", "Error rate"
+    ERROR_RATE_BY_TYPE = "error_rate_by_type", "Error rate by error type"
     COST_PER_MINUTE = "cost_per_minute", "Cost per minute"
     COST_PER_CALL = "cost_per_call", "Cost per call"
     TOKENS_PER_CALL = "tokens_per_call", "Tokens per call"

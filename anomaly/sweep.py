@@ -39,7 +39,18 @@ from anomaly.detectors import (
 from anomaly.detectors.alerts import decide_alerts
 from anomaly.detectors.evidence import epoch_to_datetime
 from anomaly.models import OPEN_STATES, Alert, DetectorConfig, DetectorKind
-from anomaly.rollups import Family, Grouping, SeriesMatrix, SettledCache, Window, load_series, settled_cache
+from anomaly.rollups import (
+    ERROR_PARENT,
+    Family,
+    Grouping,
+    Only,
+    SeriesMatrix,
+    SettledCache,
+    Window,
+    labels_of,
+    load_series,
+    settled_cache,
+)
 from anomaly.series import safe_ratio
 from controlplane.models import Project
 
@@ -71,6 +82,11 @@ def _where_calls(c: dict[str, FloatArray], values: FloatArray) -> FloatArray:
     return np.where(_calls(c) > 0, values, np.nan)
 
 
+def _error_rate(c: dict[str, FloatArray]) -> Built:
+    """Errors over calls with the binomial model's trials and events (sparse minutes: 0 errors of many calls)."""
+    return safe_ratio(c["errors"], c["calls"]), _calls(c), np.nan_to_num(c["errors"])
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     kind: DetectorKind
@@ -78,6 +94,8 @@ class MetricSpec:
     families: frozenset[Family]
     build: Callable[[dict[str, FloatArray]], Built]
     label: str
+    # Runs over the error-type series (one per series × frequent error type), not the series themselves.
+    by_error_type: bool = False
 
 
 SPECS: dict[DetectorKind, MetricSpec] = {
@@ -93,9 +111,9 @@ SPECS: dict[DetectorKind, MetricSpec] = {
         MetricSpec(DetectorKind.OUTPUT_TPS, "output_tokens_per_second", frozenset({Family.TRAFFIC}),
                    lambda c: (safe_ratio(c["output_tokens"], c["duration_ms"] / 1000.0), _calls(c), None),
                    "output tokens per second"),
-        MetricSpec(DetectorKind.ERROR_RATE, "error_rate", frozenset({Family.TRAFFIC}),
-                   lambda c: (safe_ratio(c["errors"], c["calls"]), _calls(c), np.nan_to_num(c["errors"])),
-                   "error rate"),
+        MetricSpec(DetectorKind.ERROR_RATE, "error_rate", frozenset({Family.TRAFFIC}), _error_rate, "error rate"),
+        MetricSpec(DetectorKind.ERROR_RATE_BY_TYPE, "error_rate", frozenset({Family.TRAFFIC}), _error_rate,
+                   "error rate", by_error_type=True),
         MetricSpec(DetectorKind.COST_PER_MINUTE, "cost", frozenset({Family.TRAFFIC}),
                    lambda c: (_where_calls(c, c["cost"]), _calls(c), None), "cost per minute"),
         MetricSpec(DetectorKind.COST_PER_CALL, "cost_per_call", frozenset({Family.TRAFFIC}),
@@ -181,32 +199,55 @@ def sweep_project(
     open_alerts = {a.fingerprint: a for a in Alert.objects.filter(project=project, state__in=OPEN_STATES)}
     joint = configs.get(DetectorKind.MULTIVARIATE)
     joint_on = joint is not None and joint.enabled
-    if enabled:
+    watched: dict[str, set[str]] = {}  # kind -> fingerprints of every series it looked at (kinds that ran)
+    if enabled or joint_on:
         families = set().union(JOINT_FAMILIES if joint_on else (), *(spec.families for spec in enabled))
         began = time.perf_counter()
         matrices = [load_series(project.tenant_id, grouping, window, families, cache) for grouping in groupings]
         report.series = {m.grouping.value: len(m) for m in matrices}
         # Every grouping shares the grid, so each detector runs once over all of them (its time loop is the cost).
-        batch = _stack(matrices)
+        batch = stack_matrices(matrices)
+        by_type = batch
+        if any(spec.by_error_type for spec in enabled):
+            by_type = error_type_batch(project.tenant_id, matrices, window, cache)
+            report.series["error_types"] = len(by_type)
         report.seconds["rollups"] = time.perf_counter() - began
         began = time.perf_counter()
         for spec in enabled:
-            _run_detector(project, spec, configs[spec.kind], batch, open_alerts, report, now, score_minutes)
+            seen = _run_detector(project, spec, configs[spec.kind], by_type if spec.by_error_type else batch,
+                                 open_alerts, report, now, score_minutes)
+            if seen is not None:
+                watched[spec.kind] = seen
         report.seconds["detectors"] = time.perf_counter() - began
-    if joint is not None and joint_on:
-        if not enabled:  # the joint detector reads the same families; load them if nothing else did
-            matrices = [load_series(project.tenant_id, g, window, set(JOINT_FAMILIES), cache) for g in groupings]
-            report.series = {m.grouping.value: len(m) for m in matrices}
-            batch = _stack(matrices)
-        began = time.perf_counter()
-        _run_joint(project, joint, batch, open_alerts, report, now, score_minutes or DEFAULT_SCORE_MINUTES)
-        report.seconds["joint"] = time.perf_counter() - began
+        if joint is not None and joint_on:
+            began = time.perf_counter()
+            seen = _run_joint(project, joint, batch, open_alerts, report, now, score_minutes or DEFAULT_SCORE_MINUTES)
+            if seen is not None:
+                watched[DetectorKind.MULTIVARIATE] = seen
+            report.seconds["joint"] = time.perf_counter() - began
+    _resolve_unwatched(open_alerts, watched, {g.value for g in groupings}, report, now)
     report.renotified = alerts.renotify_due(project, now=now)
     return report
 
 
+def _resolve_unwatched(open_alerts: dict[str, Alert], watched: dict[str, set[str]], groupings: set[str],
+                       report: SweepReport, now: datetime) -> None:
+    """Resolve open alerts whose series the detector no longer watches: the series left the window, an error type
+    fell out of the top types, or the series key changed (alerts from before series were split by environment)."""
+    for fp, alert in open_alerts.items():
+        seen = watched.get(alert.detector)
+        if seen is None or fp in seen or (alert.series_key or {}).get("grouping") not in groupings:
+            continue
+        try:
+            alerts.auto_resolve(alert, now=now, reason="series no longer watched")
+            report.resolved += 1
+        except Exception as exc:
+            logger.exception("could not resolve unwatched alert %s", alert.pk)
+            report.failures.append(f"{alert.detector}/{alert.series_key}: {type(exc).__name__}: {exc}")
+
+
 @dataclass
-class _Batch:
+class Batch:
     keys: list[dict[str, str]]  # series labels including their "grouping"
     total_calls: FloatArray
     columns: dict[str, FloatArray]
@@ -216,7 +257,8 @@ class _Batch:
         return len(self.keys)
 
 
-def _stack(matrices: list[SeriesMatrix]) -> _Batch:
+def stack_matrices(matrices: list[SeriesMatrix]) -> Batch:
+    """Series of several groupings on their shared grid as one batch, each key tagged with its grouping."""
     keys = [{**key, "grouping": m.grouping.value} for m in matrices for key in m.keys]
     names = set().union(*(m.columns for m in matrices))
     width = matrices[0].window.minutes
@@ -226,47 +268,91 @@ def _stack(matrices: list[SeriesMatrix]) -> _Batch:
         for name in names
     }
     total = np.concatenate([m.total_calls for m in matrices]) if keys else np.zeros(0)
-    return _Batch(keys, total, columns, matrices[0].timestamps)
+    return Batch(keys, total, columns, matrices[0].timestamps)
+
+
+_ERROR_GROUPING = {parent: child for child, parent in ERROR_PARENT.items()}
+
+
+def error_type_batch(tenant_id: str, parents: list[SeriesMatrix], window: Window,
+                     cache: SettledCache | None, only: Only = ()) -> Batch:
+    """One row per series × frequent error type: that type's errors over the parent series' calls.
+
+    Minutes where the parent had calls but no error of the type are 0 errors (the zero-inflated part the binomial
+    test expects); minutes without calls stay unknown. The series key is the parent's plus ``error_type``.
+    """
+    keys: list[dict[str, str]] = []
+    calls: list[FloatArray] = []
+    errors: list[FloatArray] = []
+    totals: list[FloatArray] = []
+    for parent in parents:
+        child = load_series(tenant_id, _ERROR_GROUPING[parent.grouping], window, {Family.ERROR_TYPES}, cache, only)
+        names = labels_of(parent.grouping)
+        row_of = {tuple(key[n] for n in names): i for i, key in enumerate(parent.keys)}
+        pairs = [(i, row_of.get(tuple(key[n] for n in names))) for i, key in enumerate(child.keys)]
+        rows = np.array([i for i, p in pairs if p is not None], dtype=np.int64)
+        parent_rows = np.array([p for _, p in pairs if p is not None], dtype=np.int64)
+        keys += [{**child.keys[i], "grouping": parent.grouping.value} for i in rows]
+        parent_calls = parent.columns["calls"][parent_rows]
+        calls.append(parent_calls)
+        errors.append(np.where(np.isnan(parent_calls), np.nan, np.nan_to_num(child.columns["type_errors"][rows])))
+        totals.append(parent.total_calls[parent_rows])
+    width = window.minutes
+    return Batch(keys, np.concatenate(totals) if keys else np.zeros(0),
+                  {"calls": np.vstack(calls) if keys else np.zeros((0, width)),
+                   "errors": np.vstack(errors) if keys else np.zeros((0, width))},
+                  parents[0].timestamps)
+
+
+def detect_spec(spec: MetricSpec, config: DetectorConfig, matrix: Batch, score_minutes: int | None) -> DetectionResult:
+    """The production detection for one kind over a batch: the spec's metric, the volume guard, the config's
+    sensitivity and cooldown, then ``detect_batch`` (what the backtest runs). ``score_minutes=None`` scores every
+    minute (previews); the periodic sweep scores only the newest."""
+    values, counts, events = spec.build(matrix.columns)
+    quiet = matrix.total_calls < max(config.min_calls, 1)
+    values = values.copy()
+    values[quiet] = np.nan
+    return detect_batch(
+        values,
+        matrix.timestamps,
+        spec.metric,
+        counts=counts,
+        events=events,
+        sensitivity=min(max(config.sensitivity, 0.0), 1.0),
+        policy=AlertPolicy(cooldown=config.cooldown_minutes),
+        score_from=None if score_minutes is None else max(values.shape[1] - score_minutes, 0),
+    )
 
 
 def _run_detector(
     project: Project,
     spec: MetricSpec,
     config: DetectorConfig,
-    matrix: _Batch,
+    matrix: Batch,
     open_alerts: dict[str, Alert],
     report: SweepReport,
     now: datetime,
     score_minutes: int | None,
-) -> None:
+) -> set[str] | None:
+    """Detect over every row of ``matrix`` and reconcile each row's alert; the fingerprints looked at (None: the
+    detector failed, so nothing may be concluded about its alerts)."""
     if len(matrix) == 0:
-        return
+        return set()
     try:
-        values, counts, events = spec.build(matrix.columns)
-        quiet = matrix.total_calls < max(config.min_calls, 1)
-        values = values.copy()
-        values[quiet] = np.nan
-        result = detect_batch(
-            values,
-            matrix.timestamps,
-            spec.metric,
-            counts=counts,
-            events=events,
-            sensitivity=min(max(config.sensitivity, 0.0), 1.0),
-            policy=AlertPolicy(cooldown=config.cooldown_minutes),
-            score_from=None if score_minutes is None else max(values.shape[1] - score_minutes, 0),
-        )
+        result = detect_spec(spec, config, matrix, score_minutes)
     except Exception as exc:  # one detector's failure must not stop the others
         logger.exception("detector %s failed for project %s", spec.kind, project.slug)
         report.failures.append(f"{spec.kind}: {type(exc).__name__}: {exc}")
-        return
+        return None
     report.detectors_run += 1
+    seen: set[str] = set()
     latest: dict[int, tuple[Episode, int]] = {}
     for i, detection in enumerate(result.detections):
         if detection.series not in latest or detection.episode.start > latest[detection.series][0].start:
             latest[detection.series] = (detection.episode, i)
     for row, series_key in enumerate(matrix.keys):
         fp = alerts.fingerprint(project, spec.kind, series_key)
+        seen.add(fp)
         found = latest.get(row)
         try:
             if found is not None and found[0].is_open:
@@ -280,6 +366,11 @@ def _run_detector(
         except Exception as exc:
             logger.exception("alert update failed for %s %s", spec.kind, series_key)
             report.failures.append(f"{spec.kind}/{series_key}: {type(exc).__name__}: {exc}")
+    return seen
+
+
+def _where(series_key: dict[str, str], *, skip: tuple[str, ...] = ("grouping",)) -> str:
+    return ", ".join(f"{k}={v}" for k, v in series_key.items() if k not in skip and v) or "unnamed series"
 
 
 def _observation(
@@ -302,15 +393,19 @@ def _observation(
     points = [
         [int(result.timestamps[first + i]), *(_num(col[i]) for col in columns)] for i in range(stop - first)
     ]
-    where = ", ".join(f"{k}={v}" for k, v in series_key.items() if k != "grouping" and v)
+    error_type = series_key.get("error_type") if spec.by_error_type else None
+    label = f"{spec.label} ({error_type})" if error_type else spec.label
+    details = dict(evidence.details)
+    if error_type:
+        details["error_type"] = error_type
     return alerts.Observation(
         project=project,
         detector=spec.kind,
         series_key=series_key,
-        title=f"{spec.label} anomaly on {where or 'unnamed series'}",
+        title=f"{label} anomaly on {_where(series_key, skip=('grouping', 'error_type'))}",
         score=float(max(evidence.score, episode.peak_severity)),
         episode_started_at=epoch_to_datetime(int(result.timestamps[episode.start])),
-        metric=str(spec.metric),
+        metric=f"{spec.metric}:{error_type}" if error_type else str(spec.metric),
         method=evidence.method,
         window_start=evidence.window_start,
         window_end=epoch_to_datetime(int(result.timestamps[-1])),
@@ -318,7 +413,7 @@ def _observation(
         expected=_num(evidence.expected),
         lower=_num(evidence.lower),
         upper=_num(evidence.upper),
-        details=dict(evidence.details),
+        details=details,
         points=points,
         cooldown_minutes=config.cooldown_minutes,
         renotify_minutes=config.renotify_minutes,
@@ -341,7 +436,7 @@ class _FittedJoint:
 _joint_models: dict[str, _FittedJoint] = {}
 
 
-def _joint_model(project: Project, matrix: _Batch, now: datetime, score_minutes: int) -> JointModel:
+def _joint_model(project: Project, matrix: Batch, now: datetime, score_minutes: int) -> JointModel:
     series = tuple(tuple(sorted(k.items())) for k in matrix.keys)
     cached = _joint_models.get(project.tenant_id)
     if cached is not None and cached.series == series and timedelta(0) <= now - cached.fitted_at < JOINT_REFIT:
@@ -358,16 +453,16 @@ def _joint_model(project: Project, matrix: _Batch, now: datetime, score_minutes:
 def _run_joint(
     project: Project,
     config: DetectorConfig,
-    matrix: _Batch,
+    matrix: Batch,
     open_alerts: dict[str, Alert],
     report: SweepReport,
     now: datetime,
     score_minutes: int,
-) -> None:
+) -> set[str] | None:
     """The multivariate IsolationForest over the newest ``score_minutes`` of every series, one alert per series."""
     kind = DetectorKind.MULTIVARIATE
     if len(matrix) == 0:
-        return
+        return set()
     try:
         model = _joint_model(project, matrix, now, score_minutes)
         tail = {name: col[:, -score_minutes:] for name, col in matrix.columns.items()}
@@ -380,8 +475,9 @@ def _run_joint(
     except Exception as exc:
         logger.exception("joint detector failed for project %s", project.slug)
         report.failures.append(f"{kind}: {type(exc).__name__}: {exc}")
-        return
+        return None
     report.detectors_run += 1
+    seen: set[str] = set()
     latest: dict[int, Episode] = {}
     for found in episodes:
         if found.series not in latest or found.start > latest[found.series].start:
@@ -389,6 +485,7 @@ def _run_joint(
     timestamps = matrix.timestamps[-features.shape[1]:]
     for row, series_key in enumerate(matrix.keys):
         fp = alerts.fingerprint(project, kind, series_key)
+        seen.add(fp)
         episode = latest.get(row)
         try:
             if episode is not None and episode.is_open:
@@ -402,6 +499,7 @@ def _run_joint(
         except Exception as exc:
             logger.exception("alert update failed for %s %s", kind, series_key)
             report.failures.append(f"{kind}/{series_key}: {type(exc).__name__}: {exc}")
+    return seen
 
 
 def _joint_observation(
@@ -422,12 +520,11 @@ def _joint_observation(
     moved = sorted(zip(scored.features, (float(v) for v in z), strict=True), key=lambda fz: -abs(fz[1]))
     first = max(0, timestamps.size - EVIDENCE_POINTS)
     points = [[int(timestamps[i]), _num(observed[i]), center, 0.0, limit] for i in range(first, timestamps.size)]
-    where = ", ".join(f"{k}={v}" for k, v in series_key.items() if k != "grouping" and v)
     return alerts.Observation(
         project=project,
         detector=DetectorKind.MULTIVARIATE,
         series_key=series_key,
-        title=f"joint metrics anomaly on {where or 'unnamed series'}",
+        title=f"joint metrics anomaly on {_where(series_key)}",
         score=float(max(scored.scores.severity[row, at], episode.peak_severity)),
         episode_started_at=epoch_to_datetime(int(timestamps[episode.start])),
         metric="joint",

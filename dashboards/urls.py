@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from dashboards.views import alerts, assets, auth, pages, routes, settings, versions
+from dashboards.views import alerts, assets, auth, detectors, pages, routes, settings, versions
 
 app_name = "dashboards"
 
@@ -31,6 +31,7 @@ urlpatterns = [
     path("routes/<int:route_id>/rollback/", routes.route_rollback, name="route-rollback"),
     path("routes/<int:route_id>/reroute/", routes.route_reroute, name="route-reroute"),
     path("settings/", settings.settings_page, name="settings"),
+    path("settings/detectors/", detectors.detector_settings, name="detectors"),
     path("settings/keys/", settings.issue_key, name="settings-issue-key"),
     path("settings/keys/<int:key_id>/revoke/", settings.revoke_key, name="settings-revoke-key"),
     path("settings/members/", settings.set_member, name="settings-member"),

@@ -116,6 +116,15 @@ def band(times: Sequence[datetime], observed: Sequence[float | None], expected: 
     return {"data": data, "layout": layout(title, y_title=y_title)}
 
 
+def with_alerts(figure: Figure, times: Sequence[datetime], values: Sequence[float | None],
+                name: str = "would alert") -> Figure:
+    """Add the points where an alert fires as red markers (always a trace, empty when nothing fires)."""
+    figure["data"].append({"type": "scatter", "mode": "markers", "name": f"{name} ({len(times)})",
+                           "x": [_iso(t) for t in times], "y": list(values),
+                           "marker": {"color": PALETTE[3], "size": 11, "symbol": "x"}, "meta": "alerts"})
+    return figure
+
+
 def waterfall(rows: Sequence[tuple[str, datetime, float, bool]], title: str = "Trace waterfall") -> Figure:
     """Spans as horizontal bars offset from the trace start: (label, start, duration ms, is_error)."""
     if not rows:

@@ -48,7 +48,7 @@ def _render(request: HttpRequest, new_key: apikeys.IssuedKey | None = None, stat
         detectors=_model_rows("anomaly.models", "DetectorConfig", project=project),
         price_admin=_admin_url("admin:ingestion_price_changelist"),
         channel_admin=_admin_url("admin:anomaly_notificationchannel_changelist"),
-        detector_admin=_admin_url("admin:anomaly_detectorconfig_changelist"),
+        detector_page=reverse("dashboards:detectors"),
         retention={"Raw spans and calls": django_settings.KEEL_RAW_TTL_DAYS,
                    "Message content": django_settings.KEEL_CONTENT_TTL_DAYS,
                    "Rollups": django_settings.KEEL_ROLLUP_TTL_DAYS},

@@ -50,12 +50,13 @@ def test_rollup_query_returns_every_series_on_one_grid(stepped) -> None:  # type
 def test_step_raises_one_alert_dedups_and_auto_resolves(stepped, ch) -> None:  # type: ignore[no-untyped-def]
     report = sweep.sweep_project(stepped, now=at_minute(N))
     assert report.failures == []
-    assert report.series == {"route_version": 2, "service": 2}
+    assert report.series == {"route_version": 2, "service": 2, "error_types": 0}
     found = _latency_alerts(stepped)
     assert found.count() == 1
     alert = found.get()
     assert alert.state == AlertState.FIRING
-    assert alert.series_key == {"route": "support", "model_version": "gpt-a", "grouping": "route_version"}
+    assert alert.series_key == {"environment": "", "route": "support", "model_version": "gpt-a",
+                                "grouping": "route_version"}
     detection = alert.detections.get()
     assert detection.observed > detection.upper > detection.expected
     assert detection.expected == pytest.approx(880, rel=0.25)
@@ -104,7 +105,7 @@ def test_bad_series_raise_nothing(project, ch) -> None:  # type: ignore[no-untyp
 
 def test_empty_project_sweeps_cleanly(project) -> None:  # type: ignore[no-untyped-def]
     report = sweep.sweep_project(project, now=at_minute(10))
-    assert report.failures == [] and report.series == {"route_version": 0, "service": 0}
+    assert report.failures == [] and report.series == {"route_version": 0, "service": 0, "error_types": 0}
 
 
 def test_failing_detector_is_logged_and_others_continue(stepped, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
