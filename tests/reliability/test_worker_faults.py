@@ -304,7 +304,8 @@ route = services.declare_route(p, "chat-default", actor=actor)
 services.declare_deployment(route, "chat-default-v1", actor=actor, provider="openai", model="m1", model_version="m1")
 services.declare_deployment(route, "chat-default-v2", actor=actor, provider="openai", model="m2", model_version="m2")
 GatewayAdapter.objects.create(project=p, name="gw", kind="webhook", url="HOOK/push", secret="s3cret", timeout_s=90)
-NotificationChannel.objects.create(project=p, name="pager", kind="webhook", config={"url": "HOOK/notify", "secret": "x"})
+NotificationChannel.objects.create(project=p, name="pager", kind="webhook",
+                                   config={"url": "HOOK/notify", "secret": "x"})
 Policy.objects.create(project=p, name="latency -> v2", detector="latency_p95", action="reroute", mode="auto",
                       reroute_to=route.deployments.get(gateway_id="chat-default-v2"), min_calls=0, min_duration_s=0)
 opened = timezone.now() - timedelta(minutes=10)
