@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.load import free_port, manage, server_env
+from tests.alerts.test_celery import redis_app  # noqa: F401  (fixture: an in-process worker on real Redis)
 from tests.conftest import REQUIRE_SERVICES
 from tests.support import ROOT
 
@@ -434,3 +435,81 @@ def test_whole_worker_killed_mid_task_another_worker_runs_it_after_the_visibilit
     assert state["version"] == version_before + 1, state
     assert state["active"] == {"chat-default-v2": 100.0}, state
     assert state["alerts"] == 1 and state["notifications"] == 0 and notifications == [], state
+
+
+# --- a notification endpoint down: retries with backoff, detection goes on -------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+def test_dead_notification_endpoint_retries_with_backoff_and_detection_goes_on(
+        project, ch, redis_app, monkeypatch, settings) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """Real Redis, a real worker, the real sweep task over real rows in chDB. The webhook endpoint refuses
+    connections: both sweeps still complete and open one alert per anomalous route (no failure, no duplicate);
+    each page (one per incident) is retried by Celery with backoff (2 s, 4 s, … here, via
+    KEEL_NOTIFY_RETRY_BASE_SECONDS), and once the endpoint is back on the same port each page is delivered once."""
+    import datetime as dt
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from anomaly.models import Alert, AttemptStatus, ChannelKind, NotificationAttempt, NotificationChannel
+    from tests.alerts.traffic import at_minute, insert, spans
+
+    n = 2 * 1440
+    for route, seed in (("support", 5), ("search", 6)):
+        insert(ch, spans(project.tenant_id, route=route, model="gpt-a", minutes=range(n), seed=seed,
+                         latency_ms=lambda m: 2400.0 if m >= n - 30 else 800.0))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])  # closed: connections are refused until the endpoint below binds it
+    NotificationChannel.objects.create(project=project, name="hook", kind=ChannelKind.WEBHOOK,
+                                       config={"url": f"http://127.0.0.1:{port}/hook", "secret": "x"})
+    settings.KEEL_NOTIFY_RETRY_BASE_SECONDS = 2
+    started = time.monotonic()
+    # The sweep sees the end of the synthetic data; the clock still moves, so the retries come due.
+    monkeypatch.setattr("anomaly.sweep.timezone.now",
+                        lambda: at_minute(n) + dt.timedelta(seconds=time.monotonic() - started))
+
+    def route_alerts() -> dict[str, int]:
+        return {a.route: a.pk for a in Alert.objects.filter(project=project, detector="latency_p95",
+                                                            series_key__grouping="route_version")}
+
+    def attempts(**where: object) -> int:
+        return NotificationAttempt.objects.filter(alert__project=project, **where).count()
+
+    first = redis_app.send_task("anomaly.sweep_project", args=[project.pk], ignore_result=False).get(timeout=180)
+    assert first["open"] >= 2 and first["failures"] == 0, first
+    opened = route_alerts()
+    assert set(opened) == {"support", "search"}
+    pages = attempts()  # one per incident: alerts that open together may be grouped into one page
+    assert pages >= 1
+    _wait(lambda: attempts(attempts__gte=2) == pages, 90, "two refused tries of each notification")
+    refused = list(NotificationAttempt.objects.filter(alert__project=project))
+    assert all("ConnectionError" in a.error for a in refused), [a.error for a in refused]
+    paged = {a.alert_id for a in refused}
+
+    second = redis_app.send_task("anomaly.sweep_project", args=[project.pk], ignore_result=False).get(timeout=180)
+    assert second["failures"] == 0, second  # detection goes on while notifications fail
+    assert route_alerts() == opened and attempts() == pages  # refreshed, not duplicated
+
+    received: list[dict[str, object]] = []
+
+    class Endpoint(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    endpoint = ThreadingHTTPServer(("127.0.0.1", port), Endpoint)  # back, on the same port
+    threading.Thread(target=endpoint.serve_forever, daemon=True).start()
+    try:
+        _wait(lambda: attempts(status=AttemptStatus.DELIVERED) == pages, 120, "delivery once the endpoint is back")
+        time.sleep(3)  # a duplicate send would land within this
+    finally:
+        endpoint.shutdown()
+        endpoint.server_close()
+    tries = [a.attempts for a in NotificationAttempt.objects.filter(alert__project=project)]
+    assert len(tries) == pages and min(tries) >= 3, tries  # two or more refused tries, then the one that got in
+    assert sorted((r["id"], r["event"]) for r in received) == sorted((pk, "opened") for pk in paged)
