@@ -175,11 +175,9 @@ def test_server_mode_clickhouse_down_is_503_retry_after_nothing_stored_and_not_r
                                   shutdown_on_exit=False)
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=100))
         tracer = provider.get_tracer("opentelemetry.instrumentation.openai_v2")
-        for i in range(5):
-            with tracer.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes={
-                    "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
-                    "gen_ai.usage.input_tokens": i}):
-                pass
+        with tracer.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes={
+                "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"}):
+            pass  # one span: one batch, so every further 503 below is the exporter retrying it
         provider.force_flush(30_000)  # the exporter retries the 503s until its own timeout, then drops the batch
         provider.shutdown()
         reads = requests.get(f"{live_keel}/api/v1/calls", headers={"Authorization": f"Bearer {key}"}, timeout=60)
@@ -191,9 +189,9 @@ def test_server_mode_clickhouse_down_is_503_retry_after_nothing_stored_and_not_r
     assert raw.status_code == 503, raw.content[:300]
     assert raw.headers["Retry-After"] == "1"
     assert b"nothing was stored, retry later" in raw.content
-    requests_503 = metric("keel_otlp_requests_total", {"signal": "traces", "status": "503"}) - before[0]
-    assert requests_503 >= 3, f"the exporter did not retry the 503 ({requests_503} answered)"
-    assert metric("keel_spans_rejected_total", {"reason": "unavailable"}) - before[1] >= 3 + 5
+    exporter_tries = metric("keel_otlp_requests_total", {"signal": "traces", "status": "503"}) - before[0] - 1
+    assert exporter_tries >= 2, f"the exporter did not retry the 503 ({exporter_tries} tries)"
+    assert metric("keel_spans_rejected_total", {"reason": "unavailable"}) - before[1] == 3 + exporter_tries
     assert reads.status_code == 503 and int(reads.headers["Retry-After"]) >= 1, reads.content[:300]
     assert ready.status_code == 503
     check = ready.json()["checks"]["clickhouse"]
