@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 
 import pytest
 
@@ -44,6 +45,21 @@ def clickhouse_schema(django_db_setup: None, django_db_blocker: pytest.FixtureRe
 def redis_url() -> str:
     require_service("Redis", "127.0.0.1", 6379)
     return "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for Keel processes started by a test (shared with it, unlike SQLite); dropped
+    afterwards even if a process still holds a connection."""
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    import psycopg
+
+    name = f"keel_reliability_{os.urandom(4).hex()}"
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgres://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,3 +27,18 @@ def manage(*args: str, env: dict[str, str] | None = None, timeout: float = 120) 
         [sys.executable, str(ROOT / "manage.py"), *args],
         cwd=ROOT, env=clean, capture_output=True, text=True, timeout=timeout, check=False,
     )
+
+
+def db_thread(target: Callable[[], object]) -> threading.Thread:
+    """A thread that closes its own database connections when ``target`` returns. Django's test client never closes
+    them, and an open PostgreSQL session left by a finished thread keeps the test database from being dropped."""
+
+    def run() -> None:
+        from django.db import connections
+
+        try:
+            target()
+        finally:
+            connections.close_all()
+
+    return threading.Thread(target=run)

@@ -10,14 +10,16 @@ _VAR = var_dir()
 
 DATABASE_URL = get_str("DATABASE_URL", f"sqlite:///{_VAR / 'keel.sqlite3'}")
 try:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    # No persistent connections: under ASGI every request runs its sync code in a thread that ends with the request,
+    # so a kept-open connection would be stranded there (one leaked PostgreSQL session per request until garbage
+    # collection; Django's docs say to disable them under ASGI). Closed at the end of each request and Celery task.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 except ValueError as exc:
     raise StartupError(
         f"DATABASE_URL is not a valid database URL ({exc}): use postgres://user:pass@host:5432/db."
     ) from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite is shared by the web thread, the Celery threads and the simulator in one process.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
     DATABASES["default"]["TEST"] = {"NAME": str(_VAR / "test-keel.sqlite3")}
 

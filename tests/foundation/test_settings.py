@@ -19,7 +19,8 @@ DUMP = (
     "'db_host': s.DATABASES['default'].get('HOST'), 'broker': s.CELERY_BROKER_URL, "
     "'layer': s.CHANNEL_LAYERS['default']['BACKEND'], 'layer_hosts': s.CHANNEL_LAYERS['default'].get('CONFIG'), "
     "'secret': s.SECRET_KEY, 'hosts': s.ALLOWED_HOSTS, 'debug': s.DEBUG, 'mode': s.KEEL_MODE, "
-    "'raw_ttl': s.KEEL_RAW_TTL_DAYS, 'rollup_ttl': s.KEEL_ROLLUP_TTL_DAYS, 'content_ttl': s.KEEL_CONTENT_TTL_DAYS}))"
+    "'raw_ttl': s.KEEL_RAW_TTL_DAYS, 'rollup_ttl': s.KEEL_ROLLUP_TTL_DAYS, 'content_ttl': s.KEEL_CONTENT_TTL_DAYS, "
+    "'broker_options': s.CELERY_BROKER_TRANSPORT_OPTIONS, 'conn_max_age': s.DATABASES['default']['CONN_MAX_AGE']}))"
 )
 
 
@@ -42,6 +43,8 @@ def test_embedded_defaults(tmp_path: Path) -> None:
     assert s["broker"] == "memory://"
     assert s["layer"] == "channels.layers.InMemoryChannelLayer"
     assert s["mode"] == "embedded" and s["debug"] is False
+    assert s["broker_options"] == {"visibility_timeout": 600, "unacked_restore_interval": 10,
+                                   "unacked_restore_throttle": 10}
     # The generated secret key is kept under var/ and reused on the next start.
     assert s["secret"] == (tmp_path / "secret_key").read_text().strip() and len(str(s["secret"])) >= 50
     assert _settings({"KEEL_VAR_DIR": str(tmp_path)})["secret"] == s["secret"]
@@ -62,14 +65,18 @@ def test_production_variables(tmp_path: Path) -> None:
         "KEEL_RAW_TTL_DAYS": "7",
         "KEEL_ROLLUP_TTL_DAYS": "800",
         "KEEL_CONTENT_TTL_DAYS": "3",
+        "KEEL_BROKER_VISIBILITY_TIMEOUT_SECONDS": "30",
     })
     assert s["ch"] == "https://keel:pw@ch.internal:8443/keel" and s["cluster"] == "main"
     assert s["db"] == "django.db.backends.postgresql" and s["db_host"] == "db.internal"
+    assert s["conn_max_age"] == 0  # under ASGI a persistent connection would be stranded in the request's thread
     assert s["broker"] == "redis://redis.internal:6379/0"
     assert s["layer"] == "channels_redis.core.RedisChannelLayer"
     assert s["layer_hosts"] == {"hosts": ["redis://redis.internal:6379/1"]}
     assert s["secret"] == "x" * 60 and s["hosts"] == ["keel.example.com", "keel-internal"]
     assert (s["raw_ttl"], s["rollup_ttl"], s["content_ttl"]) == (7, 800, 3)
+    assert s["broker_options"] == {"visibility_timeout": 30, "unacked_restore_interval": 10,
+                                   "unacked_restore_throttle": 1}
 
 
 def test_clickhouse_url_parsing() -> None:
@@ -94,6 +101,12 @@ def test_missing_production_secret_key_is_one_sentence(tmp_path: Path) -> None:
     line = _one_sentence(manage("check", env={"KEEL_VAR_DIR": str(tmp_path), "KEEL_MODE": "production",
                                               "ALLOWED_HOSTS": "x"}))
     assert line.startswith("keel: SECRET_KEY is not set") and "KEEL_MODE=production" in line
+
+
+def test_zero_broker_visibility_timeout_is_one_sentence(tmp_path: Path) -> None:
+    line = _one_sentence(manage("check", env={"KEEL_VAR_DIR": str(tmp_path),
+                                              "KEEL_BROKER_VISIBILITY_TIMEOUT_SECONDS": "0"}))
+    assert line == "keel: KEEL_BROKER_VISIBILITY_TIMEOUT_SECONDS=0 must be at least 1 second."
 
 
 @pytest.mark.parametrize(

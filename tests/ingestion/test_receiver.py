@@ -30,6 +30,7 @@ from tests.ingestion.test_otlp_support import (
     span_keys,
     stored_spans,
 )
+from tests.support import db_thread
 
 PB = "application/x-protobuf"
 
@@ -238,7 +239,7 @@ def test_concurrent_identical_requests_share_one_write(project, key) -> None:
     def send() -> None:
         codes.append(post(Client(), body, key).status_code)
 
-    threads = [threading.Thread(target=send) for _ in range(4)]
+    threads = [db_thread(send) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
@@ -428,7 +429,7 @@ def test_saturated_writer_is_503(client, project, key) -> None:
     writer = BatchWriter(client_factory=Slow, max_queued_records=3)
     previous = set_writer(writer)
     try:
-        first = threading.Thread(target=lambda: post(Client(), genai_request(3).SerializeToString(), key))
+        first = db_thread(lambda: post(Client(), genai_request(3).SerializeToString(), key))
         first.start()
         deadline = time.monotonic() + 5
         while writer._queued_records < 3 and time.monotonic() < deadline:

@@ -1,7 +1,8 @@
-"""Faults during ingestion: ClickHouse failing mid-stream, and the web process SIGKILLed mid-batch.
+"""Faults during ingestion: ClickHouse failing mid-stream (embedded) or down (server mode), and the web process
+SIGKILLed mid-batch.
 
-Both compare the set of (TraceId, SpanId) the client had acknowledged with the set stored — nothing lost, nothing
-twice. Other fault scenarios live beside the code they exercise and are not repeated here:
+The stream tests compare the set of (TraceId, SpanId) the client had acknowledged with the set stored — nothing
+lost, nothing twice. Other fault scenarios live beside the code they exercise and are not repeated here:
 - a notification endpoint down → retries with backoff, detection unaffected:
   tests/alerts/test_notifications.py::test_webhook_retries_with_exponential_backoff_then_succeeds and
   ::test_a_dead_channel_does_not_block_the_others;
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 import uvicorn
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -29,6 +31,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from benchmarks import load
+from benchmarks.ingest_throughput import export_request
 from controlplane.apikeys import issue_key
 from ingestion.clickhouse.client import ClickHouseUnavailable, get_client
 from ingestion.writer import BatchWriter, set_writer
@@ -107,6 +110,98 @@ def test_clickhouse_failing_mid_stream_real_exporter_retries_and_every_span_is_s
     stored, rows = _stored(project.tenant_id)
     assert stored == sent
     assert rows == len(sent) == 300
+
+
+class _DroppingListener:
+    """A port where something accepts TCP connections and closes them unanswered: a server dying mid-request."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = int(self.sock.getsockname()[1])
+        self.accepted = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _closed_port() -> int:
+    """A port nothing listens on: connecting is refused at once (ECONNREFUSED), as when the server is down."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("fault", ["refused", "dropped"])
+@pytest.mark.django_db(transaction=True)
+def test_server_mode_clickhouse_down_is_503_retry_after_nothing_stored_and_not_ready(
+        live_keel, project, settings, fault) -> None:  # type: ignore[no-untyped-def]
+    """Server mode (``KEEL_CLICKHOUSE_URL=http://…``, the real clickhouse-connect driver) with the ClickHouse port
+    refusing connections, or accepting and dropping them. No real clickhouse-server can be installed from this
+    machine's package registries (benchmarks/RELIABILITY.md says what was checked), so recovery from a restarted
+    server is not exercised here; the embedded test above covers retry-and-store-once through the same 503 path."""
+    from controlplane.metrics import REGISTRY
+
+    def metric(name: str, labels: dict[str, str]) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    listener = _DroppingListener() if fault == "dropped" else None
+    port = listener.port if listener else _closed_port()
+    embedded_url = settings.KEEL_CLICKHOUSE_URL
+    settings.KEEL_CLICKHOUSE_URL = f"http://default:@127.0.0.1:{port}/keel"
+    settings.KEEL_RETRY_AFTER_SECONDS = 1
+    key = issue_key(project, ["ingest", "read"]).secret
+    body = export_request(3, seed=11)
+    previous = set_writer(BatchWriter())  # the production writer: client from get_client(), i.e. the server URL
+    before = (metric("keel_otlp_requests_total", {"signal": "traces", "status": "503"}),
+              metric("keel_spans_rejected_total", {"reason": "unavailable"}))
+    try:
+        raw = requests.post(f"{live_keel}/v1/traces", data=body, timeout=60, headers={
+            "Authorization": f"Bearer {key}", "Content-Type": "application/x-protobuf"})
+        exporter = OTLPSpanExporter(endpoint=f"{live_keel}/v1/traces", timeout=4,
+                                    headers={"Authorization": f"Bearer {key}"})
+        provider = TracerProvider(resource=Resource.create({"service.name": "server-mode-app"}),
+                                  shutdown_on_exit=False)
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=100))
+        tracer = provider.get_tracer("opentelemetry.instrumentation.openai_v2")
+        with tracer.start_as_current_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes={
+                "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"}):
+            pass  # one span: one batch, so every further 503 below is the exporter retrying it
+        provider.force_flush(30_000)  # the exporter retries the 503s until its own timeout, then drops the batch
+        provider.shutdown()
+        reads = requests.get(f"{live_keel}/api/v1/calls", headers={"Authorization": f"Bearer {key}"}, timeout=60)
+        ready = requests.get(f"{live_keel}/readyz", timeout=60)
+    finally:
+        set_writer(previous)
+        if listener:
+            listener.close()
+    assert raw.status_code == 503, raw.content[:300]
+    assert raw.headers["Retry-After"] == "1"
+    assert b"nothing was stored, retry later" in raw.content
+    exporter_tries = metric("keel_otlp_requests_total", {"signal": "traces", "status": "503"}) - before[0] - 1
+    assert exporter_tries >= 2, f"the exporter did not retry the 503 ({exporter_tries} tries)"
+    assert metric("keel_spans_rejected_total", {"reason": "unavailable"}) - before[1] == 3 + exporter_tries
+    assert reads.status_code == 503 and int(reads.headers["Retry-After"]) >= 1, reads.content[:300]
+    assert ready.status_code == 503
+    check = ready.json()["checks"]["clickhouse"]
+    assert check["ok"] is False and f"127.0.0.1:{port}" in check["error"], check
+    assert ready.json()["checks"]["database"]["ok"] is True
+    if listener:
+        assert listener.accepted >= 3  # the driver really reached the port each time
+    settings.KEEL_CLICKHOUSE_URL = embedded_url  # the test run's own store: nothing of this project reached it
+    stored, rows = _stored(project.tenant_id)
+    assert stored == set() and rows == 0
 
 
 def _sender_thread(sender: load.Sender, bodies: list[tuple[bytes, list[str]]], give_up_at: float) -> threading.Thread:

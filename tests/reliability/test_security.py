@@ -93,9 +93,12 @@ PII = {"email": "jane.roe@example.com", "card": "4111 1111 1111 1111", "phone": 
 
 
 def test_pii_is_redacted_in_storage_and_everywhere_content_is_shown(project, ch, django_user_model) -> None:
-    """A GenAI span carrying an email, a card number and a phone number in its prompt and completion: the stored
-    rows, the traces page, the trace detail page and the calls API never show them; the placeholders do."""
+    """A GenAI span carrying an email, a card number and a phone number in its prompt and completion (attributes)
+    and in a ``gen_ai.user.message`` span event, plus a GenAI log record with the same: the stored rows
+    (``otel_traces``, ``llm_calls``, ``otel_logs``), the calls API, the trace API, the traces page and the trace
+    detail page never show them; the placeholders do. (Live WebSocket events carry alerts and actions, no content.)"""
     from benchmarks.ingest_throughput import export_request
+    from tests.ingestion.test_otlp_support import logs_request
 
     msg = ExportTraceServiceRequest.FromString(export_request(1, seed=1))
     span = msg.resource_spans[0].scope_spans[0].spans[0]
@@ -104,8 +107,14 @@ def test_pii_is_redacted_in_storage_and_everywhere_content_is_shown(project, ch,
     for attr in span.attributes:
         if attr.key in ("gen_ai.input.messages", "gen_ai.output.messages"):
             attr.value.string_value = f"mail {PII['email']} card {PII['card']} call {PII['phone']} thanks"
+    event = span.events.add(time_unix_nano=span.start_time_unix_nano + 1000, name="gen_ai.user.message")
+    event.attributes.add(key="content").value.string_value = f"I am {PII['email']}, {PII['phone']}"
     key = issue_key(project, ["ingest", "read"]).secret
     response = Client().post("/v1/traces", data=msg.SerializeToString(), content_type="application/x-protobuf",
+                             HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert response.status_code == 200
+    logs = logs_request(span.trace_id, span.span_id, content=f"card {PII['card']} mail {PII['email']}")
+    response = Client().post("/v1/logs", data=logs.SerializeToString(), content_type="application/x-protobuf",
                              HTTP_AUTHORIZATION=f"Bearer {key}")
     assert response.status_code == 200
     trace_id = span.trace_id.hex()
@@ -120,6 +129,12 @@ def test_pii_is_redacted_in_storage_and_everywhere_content_is_shown(project, ch,
     assert len(stored) == 1
     no_pii(" ".join(stored[0]), "otel_traces")
     assert "[EMAIL]" in stored[0][0] and "[CARD]" in stored[0][0]
+    assert "[EMAIL]" in stored[0][2], "the span event's content is stored, redacted"
+    logged = ch.query("SELECT Body, toString(LogAttributes) FROM otel_logs WHERE ProjectId = {p:String}",
+                      parameters={"p": project.tenant_id}).result_rows
+    assert len(logged) == 2
+    no_pii(repr(logged), "otel_logs")
+    assert "[CARD]" in repr(logged) and "[EMAIL]" in repr(logged)
     calls = ch.query("SELECT * FROM llm_calls WHERE ProjectId = {p:String}", parameters={"p": project.tenant_id})
     no_pii(repr(calls.result_rows), "llm_calls")
 
@@ -128,6 +143,10 @@ def test_pii_is_redacted_in_storage_and_everywhere_content_is_shown(project, ch,
     listed = api.get("/api/v1/calls", {"trace_id": trace_id})
     assert listed.status_code == 200 and len(listed.json()["results"]) == 1
     no_pii(listed.content.decode(), "calls API")
+    trace = api.get(f"/api/v1/traces/{trace_id}")
+    assert trace.status_code == 200 and len(trace.json()["spans"]) == 1
+    no_pii(trace.content.decode(), "trace API")
+    assert "[EMAIL]" in trace.content.decode(), "the trace API shows the (redacted) content"
     page = Client()
     page.force_login(_admin(project, django_user_model))
     for url in (f"/traces/?project={project.slug}", f"/traces/{trace_id}/?project={project.slug}"):
