@@ -11,7 +11,8 @@ from django.urls import reverse
 from controlplane.models import Role
 from dashboards import figures, sources
 from dashboards.access import access_of, filters_of, require_role
-from dashboards.queries import calls, rollups, spans
+from dashboards.filters import DIMENSION_LABELS
+from dashboards.queries import calls, rollups, spans, users
 from dashboards.queries.scope import P50, P95, P99, Scope
 from dashboards.slo import slo_status
 from dashboards.views.context import page, scope_of
@@ -81,14 +82,14 @@ def cost(request: HttpRequest) -> HttpResponse:
 
 @require_role(Role.VIEWER)
 def cost_users(request: HttpRequest) -> JsonResponse:
-    """Spend by user as a figure, fetched by the Cost page after it renders.
-
-    Users are too many for the rollups, so this groups ``llm_calls`` in the window; keeping it off the page's
-    critical path keeps the page fast over 30-day ranges.
-    """
-    users = calls.cost_by_user(scope_of(request), limit=15)
-    fig = figures.bars([u[0] for u in users], [round(u[2], 4) for u in users], "Spend by user", x_title="USD",
-                       text_format="$%{x:.2f}")
+    """Spend by user as a figure, fetched by the Cost page after it renders (from the per-user rollup)."""
+    spend = users.spend_by_user(scope_of(request), limit=15)
+    title = "Spend by user"
+    if spend.unrolled_filters:
+        labels = ", ".join(DIMENSION_LABELS[name].lower() for name in spend.unrolled_filters)
+        title += f" (grouped from individual calls: the per-user rollup has no {labels} filter)"
+    fig = figures.bars([u.user_id for u in spend.rows], [round(u.cost, 4) for u in spend.rows], title,
+                       x_title="USD", text_format="$%{x:.2f}")
     return JsonResponse(fig)
 
 
