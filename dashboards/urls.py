@@ -30,6 +30,7 @@ urlpatterns = [
     path("routes/<int:route_id>/", routes.route_detail, name="route-detail"),
     path("routes/<int:route_id>/rollback/", routes.route_rollback, name="route-rollback"),
     path("routes/<int:route_id>/reroute/", routes.route_reroute, name="route-reroute"),
+    path("routes/<int:route_id>/reroute/preview/", routes.route_reroute_preview, name="route-reroute-preview"),
     path("settings/", settings.settings_page, name="settings"),
     path("settings/keys/", settings.issue_key, name="settings-issue-key"),
     path("settings/keys/<int:key_id>/revoke/", settings.revoke_key, name="settings-revoke-key"),

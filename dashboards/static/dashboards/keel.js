@@ -40,6 +40,32 @@
     });
   }
 
+  // Custom-weight reroute: show the running total; Confirm is enabled only by a valid preview of these weights.
+  function weightForms() {
+    document.querySelectorAll("form[data-weights-form]").forEach(function (form) {
+      var total = form.querySelector("[data-weight-total]");
+      var confirm = form.querySelector("button[type=submit]");
+      var target = form.querySelector("[data-preview]");
+      function update() {
+        var sum = 0;
+        form.querySelectorAll("input.weight").forEach(function (input) { sum += parseFloat(input.value) || 0; });
+        total.textContent = Math.round(sum * 100) / 100;
+        total.className = Math.abs(sum - 100) > 0.01 ? "bad" : "ok";
+      }
+      form.querySelectorAll("input.weight").forEach(function (input) {
+        input.addEventListener("input", function () { confirm.disabled = true; update(); });
+      });
+      form.querySelector("[data-preview-button]").addEventListener("click", function () {
+        confirm.disabled = true;
+        fetch(form.dataset.previewUrl, { method: "POST", body: new FormData(form), credentials: "same-origin" })
+          .then(function (r) { return r.text().then(function (html) { return { ok: r.ok, html: html }; }); })
+          .then(function (res) { target.innerHTML = res.html; confirm.disabled = !res.ok; })
+          .catch(function () { target.innerHTML = '<p class="form-error">Could not load the preview.</p>'; });
+      });
+      update();
+    });
+  }
+
   // Live events: the server pushes {kind, data}; pages declare what to refresh with data-live-refresh.
   function liveEvents() {
     var target = document.querySelector("[data-live-url]");
@@ -84,6 +110,7 @@
     drawCharts();
     autoSubmit();
     confirmDialogs();
+    weightForms();
     liveEvents();
   });
 })();
