@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from dashboards.views import alerts, assets, auth, pages, routes, settings, versions
+from dashboards.views import alerts, assets, auth, config, pages, routes, settings, versions
 
 app_name = "dashboards"
 
@@ -36,4 +36,7 @@ urlpatterns = [
     path("settings/keys/<int:key_id>/revoke/", settings.revoke_key, name="settings-revoke-key"),
     path("settings/members/", settings.set_member, name="settings-member"),
     path("settings/project/", settings.update_project, name="settings-project"),
+    path("settings/<slug:slug>/new/", config.config_new, name="config-new"),
+    path("settings/<slug:slug>/<int:pk>/", config.config_edit, name="config-edit"),
+    path("settings/<slug:slug>/<int:pk>/delete/", config.config_delete, name="config-delete"),
 ]

@@ -75,7 +75,8 @@ def cost(request: HttpRequest) -> HttpResponse:
     unpriced = rollups.unpriced_models(scope)
     budgets = _budgets(access_of(request).project, scope)
     return page(request, "dashboards/cost.html", "cost", figs, totals=totals, spend=spend, tables=tables,
-                cost_dimensions=COST_DIMENSIONS, unpriced=unpriced, budgets=budgets, price_add_url=_price_add_url(),
+                cost_dimensions=COST_DIMENSIONS, unpriced=unpriced, budgets=budgets,
+                price_add_url=_price_add_url(request),
                 users_url=reverse("dashboards:cost-users") + filters_of(request).query_string(
                     project=access_of(request).project.slug))
 
@@ -93,11 +94,13 @@ def cost_users(request: HttpRequest) -> JsonResponse:
     return JsonResponse(fig)
 
 
-def _price_add_url() -> str | None:
-    try:
-        return reverse("admin:ingestion_price_add")
-    except Exception:  # the Price admin is not registered in this build
+def _price_add_url(request: HttpRequest) -> str | None:
+    """The in-app price form, for those who may change the shared price list (admins who are staff)."""
+    from dashboards.config_forms import KINDS
+
+    if not KINDS["prices"].can_edit(access_of(request).allows, getattr(request.user, "is_staff", False)):
         return None
+    return reverse("dashboards:config-new", args=["prices"])
 
 
 def _budgets(project: object, scope: Scope) -> list[dict[str, object]] | None:
@@ -201,4 +204,4 @@ def coverage(request: HttpRequest) -> HttpResponse:
         figs["coverage"]["layout"]["xaxis"]["range"] = [0, 1]
         figs["coverage"]["layout"]["margin"]["l"] = 300
     return page(request, "dashboards/coverage.html", "coverage", figs, show_filters=False, rows=rows,
-                price_add_url=_price_add_url())
+                price_add_url=_price_add_url(request))

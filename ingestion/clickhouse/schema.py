@@ -318,13 +318,15 @@ def user_rollup(t: Topology) -> list[str]:
     only what the Cost page's by-user chart needs. Environment is the one filter dimension kept: it is nearly
     free (a user rarely spans environments) and "prod only" is the common filter; other filters read
     ``llm_calls``. Every column is a plain sum, so the view costs ingest one small GROUP BY per insert block.
+    ``UserId`` is dictionary-encoded: a 30-day read groups ~4 M rows by dictionary position, about twice as fast
+    as by string (and LZ4, not ZSTD, because this column is read whole on every long-range view).
     """
     local = t.local(ROLLUP_USER_1H)
     return [
         f"""CREATE TABLE IF NOT EXISTS {local}{t.on_cluster} (
     ProjectId LowCardinality(String),
     Hour DateTime,
-    UserId String CODEC(ZSTD(1)),
+    UserId LowCardinality(String),
     Environment LowCardinality(String),
     Calls SimpleAggregateFunction(sum, UInt64),
     Cost SimpleAggregateFunction(sum, Float64),

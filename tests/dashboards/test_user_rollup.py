@@ -25,13 +25,14 @@ _SUMS = "count(), sum(ifNull(TotalCost, 0)), countIf(Priced = 0), sum(InputToken
 
 
 def _calls_by_user(ch, tenant: str, start: dt.datetime, end: dt.datetime, extra: str = "",  # type: ignore[no-untyped-def]
-                   params: dict[str, str] | None = None) -> dict[str, tuple[int, float, int, int, int]]:
+                   params: dict[str, str] | None = None) -> dict[str, tuple[int, float]]:
     rows = ch.query(
-        f"SELECT UserId, {_SUMS} FROM llm_calls WHERE ProjectId = {{p:String}} AND Timestamp >= {{s:DateTime}} "
+        "SELECT UserId, count(), sum(ifNull(TotalCost, 0)) FROM llm_calls WHERE ProjectId = {p:String} "
+        "AND Timestamp >= {s:DateTime} "
         f"AND Timestamp < {{e:DateTime}}{extra} GROUP BY UserId",
         parameters={"p": tenant, "s": start, "e": end, **(params or {})},
     ).result_rows
-    return {r[0]: (int(r[1]), float(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in rows}
+    return {r[0]: (int(r[1]), float(r[2])) for r in rows}
 
 
 def _read(tenant: str, start: dt.datetime, end: dt.datetime, **values: str):  # type: ignore[no-untyped-def]
@@ -40,12 +41,12 @@ def _read(tenant: str, start: dt.datetime, end: dt.datetime, **values: str):  # 
     return spend_by_user(Scope(tenant, filters), limit=100)
 
 
-def _as_dict(result) -> dict[str, tuple[int, float, int, int, int]]:  # type: ignore[no-untyped-def]
-    return {u.user_id: (u.calls, u.cost, u.unpriced_calls, u.input_tokens, u.output_tokens) for u in result.rows}
+def _as_dict(result) -> dict[str, tuple[int, float]]:  # type: ignore[no-untyped-def]
+    return {u.user_id: (u.calls, u.cost) for u in result.rows}
 
 
-def _approx(expected: dict[str, tuple[int, float, int, int, int]]) -> dict[str, object]:
-    return {user: (c, pytest.approx(cost), u, i, o) for user, (c, cost, u, i, o) in expected.items()}
+def _approx(expected: dict[str, tuple[int, float]]) -> dict[str, object]:
+    return {user: (calls, pytest.approx(cost)) for user, (calls, cost) in expected.items()}
 
 
 @pytest.fixture
@@ -111,7 +112,7 @@ def test_environment_filter_stays_on_the_rollup_other_filters_read_calls(traffic
     expected = _calls_by_user(ch, project.tenant_id, start, end, " AND ResponseModel = {m:String}",
                               {"m": "dash-large-2024-08-06"})
     assert _as_dict(by_model) == _approx(expected)
-    assert sum(c for c, *_ in expected.values()) < sum(u.calls for u in in_prod.rows)
+    assert sum(c for c, _ in expected.values()) < sum(u.calls for u in in_prod.rows)
 
 
 def test_other_projects_rows_never_count(traffic, ch, django_user_model) -> None:  # type: ignore[no-untyped-def]
@@ -123,7 +124,7 @@ def test_other_projects_rows_never_count(traffic, ch, django_user_model) -> None
     start = dt.datetime(2026, 11, 20, 12, 0)
     mine = _as_dict(_read(project.tenant_id, start, end))
     assert mine == _approx(_calls_by_user(ch, project.tenant_id, start, end))
-    assert sum(c for c, *_ in _as_dict(_read(other.tenant_id, start, end)).values()) == 60
+    assert sum(c for c, _ in _as_dict(_read(other.tenant_id, start, end)).values()) == 60
 
 
 def test_whole_hours() -> None:

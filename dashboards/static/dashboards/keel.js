@@ -35,6 +35,11 @@
         if (dialog) dialog.showModal();
       });
     });
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+      });
+    });
     document.querySelectorAll("dialog [data-close]").forEach(function (button) {
       button.addEventListener("click", function (event) { event.preventDefault(); button.closest("dialog").close(); });
     });
