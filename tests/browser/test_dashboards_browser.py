@@ -196,6 +196,48 @@ def test_viewer_has_no_rollback_and_a_forged_post_is_refused(world, new_page, as
     assert route.active_revision.number == 2
 
 
+def test_admin_creates_a_notification_channel_and_a_price_in_the_app(world, new_page, asgi_server) -> None:
+    from anomaly.models import NotificationChannel
+    from ingestion.models import Price
+
+    project = world["project"]
+    type(world["users"]["admin"]).objects.filter(username="admin-b").update(is_staff=True)  # prices are shared
+    page = new_page("admin-b", PASSWORD)
+    page.goto(f"{asgi_server}/settings/?project={project.slug}")
+    page.click("#new-channel")
+    page.fill("input[name=name]", "on-call webhook")
+    page.select_option("select[name=kind]", "webhook")
+    page.select_option("select[name=min_severity]", "warning")
+    page.fill("input[name=config_url]", "not-a-url")
+    page.click("#save-config")
+    assert "url must be an http(s) URL" in page.locator("#form-errors").inner_text()  # inline, nothing saved
+    assert not NotificationChannel.objects.filter(project=project).exists()
+    screenshot(page, "settings-channel-invalid")
+    page.fill("input[name=config_url]", "https://hooks.example.invalid/keel")
+    page.fill("input[name=config_secret]", "whsec-browser-test")
+    page.click("#save-config")
+    page.wait_for_selector(".messages li.success")
+    assert page.locator('tr[data-channel="on-call webhook"]').count() == 1
+    channel = NotificationChannel.objects.get(project=project)
+    assert (channel.kind, channel.min_severity, channel.config["secret"]) == ("webhook", "warning",
+                                                                             "whsec-browser-test")
+
+    page.click("#new-price")
+    page.fill("input[name=provider]", "acme")
+    page.fill("input[name=model_pattern]", "browser-model-*")
+    page.fill("input[name=valid_from]", "2025-01-01")
+    page.fill("input[name=input_per_mtok]", "0.4")
+    page.fill("input[name=output_per_mtok]", "1.6")
+    page.fill("input[name=source]", "entered in the browser test")
+    page.click("#save-config")
+    page.wait_for_selector(".messages li.success")
+    assert page.locator('tr[data-price="browser-model-*"]').count() == 1
+    price = Price.objects.get(model_pattern="browser-model-*")
+    assert (price.provider, str(price.input_per_mtok), str(price.output_per_mtok)) == ("acme", "0.400000",
+                                                                                     "1.600000")
+    screenshot(page, "settings-after-forms")
+
+
 ALERTS_READY = importlib.util.find_spec("anomaly.alerts") is not None
 
 
