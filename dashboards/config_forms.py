@@ -120,7 +120,7 @@ def form_fields(kind: EditableKind, project: Project, values: dict[str, Any],
             options = choices[name] if name in choices else \
                 [(str(k), str(v)) for k, v in getattr(f, "choices", {}).items()] if isinstance(
                     f, serializers.ChoiceField) else []
-            if getattr(f, "allow_null", False) or not f.required:
+            if getattr(f, "allow_null", False) or getattr(f, "allow_blank", False):
                 options = [("", "—"), *[o for o in options if o[0] != ""]]
         value = values.get(name)
         if isinstance(f, serializers.DecimalField) and isinstance(value, str):
@@ -137,6 +137,12 @@ def form_fields(kind: EditableKind, project: Project, values: dict[str, Any],
     known = {f.name for f in fields}
     loose = [m for key, ms in errors.items() if key not in known for m in ms]
     return fields, loose
+
+
+def input_names(kind: EditableKind, project: Project) -> set[str]:
+    """Names of the form's inputs (what a link may prefill)."""
+    return {name for name, _f in _writable(kind.serializer()(context={"project": project}))} | {
+        extra.name for extra in kind.extra_inputs}
 
 
 def initial_values(kind: EditableKind, project: Project, instance: models.Model | None) -> dict[str, Any]:
@@ -214,12 +220,16 @@ def _policy_choices(project: Project) -> dict[str, list[tuple[str, str]]]:
             "reroute_to": [(str(d.pk), f"{d.gateway_id} (on {d.route})") for d in deployments]}
 
 
-def _config_save(serializer: Serializer, project: Project, actor: str) -> models.Model:
-    from controlplane.routing import config_changes
+def _audited_save(*, sets_project: bool) -> Callable[[Serializer, Project, str], models.Model]:
+    """Save through the routing app's audited write path (a policy belongs to the project; a budget to a route)."""
 
-    model = serializer.Meta.model  # type: ignore[attr-defined]
-    extra = {"project": project} if serializer.instance is None and model._meta.model_name == "policy" else {}
-    return config_changes.save(serializer, project, actor, extra=extra)
+    def save(serializer: Serializer, project: Project, actor: str) -> models.Model:
+        from controlplane.routing import config_changes
+
+        extra = {"project": project} if sets_project and serializer.instance is None else {}
+        return config_changes.save(serializer, project, actor, extra=extra)
+
+    return save
 
 
 def _config_delete(instance: models.Model, project: Project, actor: str) -> None:
@@ -261,14 +271,20 @@ _CHANNEL_INPUTS = (
     ExtraInput("config_events_url", "PagerDuty events URL", "Optional; defaults to PagerDuty's Events API v2."),
 )
 _SECRET_CONFIG = {"secret", "routing_key"}
+# The config keys each channel kind uses (what ``anomaly.notifications`` reads); others are not stored.
+_CONFIG_KEYS = {"webhook": {"url", "secret"}, "slack": {"url"}, "email": {"to"},
+                "pagerduty": {"routing_key", "events_url"}}
 
 
 def _channel_data(data: dict[str, Any], post: Any, instance: models.Model | None) -> dict[str, Any]:
-    """Fold the per-kind inputs into ``config``; a blank secret on an edit keeps the stored one."""
+    """Fold the kind's inputs into ``config``; a blank secret on an edit keeps the stored one."""
     kept = dict(getattr(instance, "config", {}) or {})
+    used = _CONFIG_KEYS.get(str(data.get("kind")), set())
     config: dict[str, Any] = {}
     for extra in _CHANNEL_INPUTS:
         key = extra.name.removeprefix("config_")
+        if key not in used:
+            continue
         value = post.get(extra.name, "").strip()
         if key == "to" and value:
             config["to"] = [a for a in re.split(r"[,\s]+", value) if a]
@@ -340,10 +356,11 @@ def _price_delete(instance: models.Model, project: Project, actor: str) -> None:
 
 KINDS: dict[str, EditableKind] = {
     kind.slug: kind for kind in (
-        EditableKind("policies", "remediation policy", Role.OPERATOR, _policy_serializer, _policies, _config_save,
-                     _config_delete, back="dashboards:routes", choices=_policy_choices),
-        EditableKind("budgets", "budget", Role.ADMIN, _budget_serializer, _budgets, _config_save, _config_delete,
-                     choices=lambda project: {"route": _route_choices(project)}),
+        EditableKind("policies", "remediation policy", Role.OPERATOR, _policy_serializer, _policies,
+                     _audited_save(sets_project=True), _config_delete, back="dashboards:routes",
+                     choices=_policy_choices),
+        EditableKind("budgets", "budget", Role.ADMIN, _budget_serializer, _budgets, _audited_save(sets_project=False),
+                     _config_delete, choices=lambda project: {"route": _route_choices(project)}),
         EditableKind("channels", "notification channel", Role.ADMIN, _channel_serializer, _channels, _save_in_project,
                      _plain_delete, extra_inputs=_CHANNEL_INPUTS, to_data=_channel_data, initial=_channel_initial),
         EditableKind("slos", "service-level objective", Role.ADMIN, _slo_serializer, _slos, _save_in_project,

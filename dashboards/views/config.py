@@ -76,14 +76,9 @@ def config_new(request: HttpRequest, slug: str) -> HttpResponse:
         return _submit(request, kind, None)
     values = config_forms.initial_values(kind, access_of(request).project, None)
     # Links may prefill a new row (Cost → "add price" for an unpriced model); only known fields, as text.
-    fields = _prefillable(kind, request)
-    values |= {k: v[:200] for k, v in request.GET.items() if k in fields}
+    names = config_forms.input_names(kind, access_of(request).project)
+    values |= {k: v[:200] for k, v in request.GET.items() if k in names}
     return _form(request, kind, None, values)
-
-
-def _prefillable(kind: config_forms.EditableKind, request: HttpRequest) -> set[str]:
-    fields, _ = config_forms.form_fields(kind, access_of(request).project, {})
-    return {f.name for f in fields}
 
 
 @require_role(Role.VIEWER)

@@ -195,6 +195,10 @@ def test_admin_manages_a_notification_channel_and_its_secret_is_kept(client, pro
                                                                                "b@example.invalid"]}
     settings_page = client.get("/settings/", {"project": project.slug}).content.decode()
     assert 'data-channel="ops hook"' in settings_page and 'data-channel="team mail"' in settings_page
+    client.post(url("channels", project, channel.pk), {"name": "ops hook", "kind": "slack", "min_severity": "info",
+                                                       "config_url": "https://hooks.slack.invalid/T0"})
+    channel.refresh_from_db()
+    assert channel.config == {"url": "https://hooks.slack.invalid/T0"}  # the webhook secret is not carried over
     assert client.post(url("channels", project, channel.pk, "delete")).status_code == 302
     assert list(NotificationChannel.objects.values_list("name", flat=True)) == ["team mail"]
 
