@@ -105,6 +105,8 @@ def measure(repeat: int) -> dict[str, dict[str, float]]:
         "overview (24h)": "/", "overview (30d)": "/?range=30d", "cost (24h)": "/cost/",
         "cost (30d)": "/cost/?range=30d", "cost by user (24h, fetched)": "/cost/users/",
         "cost by user (30d, fetched)": "/cost/users/?range=30d",
+        "cost by user (30d, prod only)": "/cost/users/?range=30d&environment=prod",
+        "cost by user (7d, route filter: calls)": "/cost/users/?range=7d&route=chat",
         "latency (24h)": "/latency/", "latency (7d)": "/latency/?range=7d", "versions (24h)": "/versions/",
         "versions (30d)": "/versions/?range=30d", "traces (24h)": "/traces/", "traces search": "/traces/?q=refund",
         "coverage (24h)": "/coverage/", "alerts": "/alerts/", "routes": "/routes/", "settings": "/settings/",
@@ -151,10 +153,10 @@ def child(calls: int, repeat: int) -> dict[str, object]:
     get_user_model().objects.create_user("bench-admin")  # force_login; no password
     load_seconds = load(project.tenant_id, calls)
     ch = get_client()
-    for table in ("rollups_1m", "rollups_1h"):
+    for table in ("rollups_1m", "rollups_1h", "rollups_user_1h"):
         ch.command(f"OPTIMIZE TABLE {table} FINAL")  # steady state: background merges have caught up
     rows = {t: ch.query(f"SELECT count() FROM {t} WHERE ProjectId = {{p:String}}", parameters={"p": project.tenant_id})
-            .result_rows[0][0] for t in ("llm_calls", "rollups_1m", "rollups_1h")}
+            .result_rows[0][0] for t in ("llm_calls", "rollups_1m", "rollups_1h", "rollups_user_1h")}
     load_before = os.getloadavg()[0]
     pages = measure(repeat)
     worst = max(p["p95_ms"] for p in pages.values())

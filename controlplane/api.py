@@ -36,7 +36,7 @@ from controlplane.models import (
     RouteRevision,
 )
 from controlplane.permissions import HasProjectRole, project_access
-from controlplane.routing import audit, preview, services, timeline
+from controlplane.routing import audit, config_changes, preview, services, timeline
 from controlplane.routing.services import Actor, PushFailed, RoutingError, StaleVersion
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -464,24 +464,14 @@ class _ProjectCrud(_Scoped):
 
     def perform_create(self, serializer: Any) -> None:
         project = project_access(self.request).project
-        instance = serializer.save(**({} if self.model is Budget else {"project": project}))
-        audit.append(project, Actor.for_request(self.request).label,
-                     f"{self.model._meta.model_name}.created", str(instance), data=_safe(serializer.data))
+        config_changes.save(serializer, project, Actor.for_request(self.request).label,
+                            extra={} if self.model is Budget else {"project": project})
 
     def perform_update(self, serializer: Any) -> None:
-        instance = serializer.save()
-        audit.append(project_access(self.request).project, Actor.for_request(self.request).label,
-                     f"{self.model._meta.model_name}.updated", str(instance), data=_safe(serializer.data))
+        config_changes.save(serializer, project_access(self.request).project, Actor.for_request(self.request).label)
 
     def perform_destroy(self, instance: Any) -> None:
-        audit.append(project_access(self.request).project, Actor.for_request(self.request).label,
-                     f"{self.model._meta.model_name}.deleted", str(instance), data={"id": instance.pk})
-        instance.delete()
-
-
-def _safe(data: Any) -> dict[str, Any]:
-    return {k: (str(v) if not isinstance(v, int | float | bool | str | type(None) | list | dict) else v)
-            for k, v in dict(data).items() if k != "secret"}
+        config_changes.delete(instance, project_access(self.request).project, Actor.for_request(self.request).label)
 
 
 class PolicyListView(_ProjectCrud, generics.ListCreateAPIView):

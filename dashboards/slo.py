@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from rest_framework import serializers
 
 from controlplane.models import Project
 from dashboards.models import ServiceLevelObjective, SloMetric
@@ -54,3 +57,30 @@ def slo_status(project: Project, scope: Scope, routes: list[rollups.BreakdownRow
             bad, total = rollups.slow_bucket_share(scope, slo.route, slo.metric, slo.threshold)
         out.append(SloStatus(slo, bad, total))
     return out
+
+
+class SloSerializer(serializers.ModelSerializer):
+    """Validation for SLO writes (the Settings form): one objective per route and metric, a good share in (0, 1),
+    and a positive millisecond threshold for the latency metrics. Needs the project in its context."""
+
+    class Meta:
+        model = ServiceLevelObjective
+        fields = ["id", "route", "metric", "threshold", "objective"]
+        read_only_fields = ["id"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        def current(name: str) -> Any:
+            return attrs.get(name, getattr(self.instance, name, None))
+
+        objective = current("objective")
+        if objective is not None and not 0 < objective < 1:
+            raise serializers.ValidationError({"objective": "The objective is a share between 0 and 1, e.g. 0.99."})
+        if current("metric") != SloMetric.ERROR_RATE and (current("threshold") or 0) <= 0:
+            raise serializers.ValidationError({"threshold": "A latency objective needs a threshold in ms above 0."})
+        clash = ServiceLevelObjective.objects.filter(project=self.context["project"], route=current("route"),
+                                                     metric=current("metric"))
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError({"metric": "This route already has an objective for this metric."})
+        return attrs

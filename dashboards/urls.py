@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from dashboards.views import alerts, assets, auth, detectors, pages, routes, settings, versions
+from dashboards.views import alerts, assets, auth, config, detectors, pages, routes, settings, versions
 
 app_name = "dashboards"
 
@@ -30,10 +30,14 @@ urlpatterns = [
     path("routes/<int:route_id>/", routes.route_detail, name="route-detail"),
     path("routes/<int:route_id>/rollback/", routes.route_rollback, name="route-rollback"),
     path("routes/<int:route_id>/reroute/", routes.route_reroute, name="route-reroute"),
+    path("routes/<int:route_id>/reroute/preview/", routes.route_reroute_preview, name="route-reroute-preview"),
     path("settings/", settings.settings_page, name="settings"),
     path("settings/detectors/", detectors.detector_settings, name="detectors"),
     path("settings/keys/", settings.issue_key, name="settings-issue-key"),
     path("settings/keys/<int:key_id>/revoke/", settings.revoke_key, name="settings-revoke-key"),
     path("settings/members/", settings.set_member, name="settings-member"),
     path("settings/project/", settings.update_project, name="settings-project"),
+    path("settings/<slug:slug>/new/", config.config_new, name="config-new"),
+    path("settings/<slug:slug>/<int:pk>/", config.config_edit, name="config-edit"),
+    path("settings/<slug:slug>/<int:pk>/delete/", config.config_delete, name="config-delete"),
 ]

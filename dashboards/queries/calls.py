@@ -1,4 +1,4 @@
-"""Reads of individual calls (``llm_calls``): cost per user, call search, the calls of one trace.
+"""Reads of individual calls (``llm_calls``): call search and the calls of one trace.
 
 These are bounded by project and time window (or trace id); charts never come from here.
 """
@@ -11,17 +11,6 @@ from typing import Any
 
 from dashboards.queries.scope import Scope, run
 from ingestion.clickhouse.schema import CALLS_TABLE
-
-
-def cost_by_user(scope: Scope, limit: int = 20) -> list[tuple[str, int, float]]:
-    """(user id, calls, cost) — users are too many for the rollups, so this reads calls in the window."""
-    where, params = scope.where("Timestamp")
-    rows = run(
-        f"""SELECT UserId, count(), sum(ifNull(TotalCost, 0)) AS c FROM {CALLS_TABLE} WHERE {where}
-        GROUP BY UserId ORDER BY c DESC LIMIT {int(limit)}""",
-        params,
-    )
-    return [(str(r[0]) or "(no user)", int(r[1]), float(r[2])) for r in rows]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from django.urls import reverse
 from controlplane.models import Role
 from dashboards import figures, sources
 from dashboards.access import access_of, filters_of, require_role
-from dashboards.queries import calls, rollups, spans
+from dashboards.filters import DIMENSION_LABELS
+from dashboards.queries import calls, rollups, spans, users
 from dashboards.queries.scope import P50, P95, P99, Scope
 from dashboards.slo import slo_status
 from dashboards.views.context import page, scope_of
@@ -74,29 +75,32 @@ def cost(request: HttpRequest) -> HttpResponse:
     unpriced = rollups.unpriced_models(scope)
     budgets = _budgets(access_of(request).project, scope)
     return page(request, "dashboards/cost.html", "cost", figs, totals=totals, spend=spend, tables=tables,
-                cost_dimensions=COST_DIMENSIONS, unpriced=unpriced, budgets=budgets, price_add_url=_price_add_url(),
+                cost_dimensions=COST_DIMENSIONS, unpriced=unpriced, budgets=budgets,
+                price_add_url=_price_add_url(request),
                 users_url=reverse("dashboards:cost-users") + filters_of(request).query_string(
                     project=access_of(request).project.slug))
 
 
 @require_role(Role.VIEWER)
 def cost_users(request: HttpRequest) -> JsonResponse:
-    """Spend by user as a figure, fetched by the Cost page after it renders.
-
-    Users are too many for the rollups, so this groups ``llm_calls`` in the window; keeping it off the page's
-    critical path keeps the page fast over 30-day ranges.
-    """
-    users = calls.cost_by_user(scope_of(request), limit=15)
-    fig = figures.bars([u[0] for u in users], [round(u[2], 4) for u in users], "Spend by user", x_title="USD",
-                       text_format="$%{x:.2f}")
+    """Spend by user as a figure, fetched by the Cost page after it renders (from the per-user rollup)."""
+    spend = users.spend_by_user(scope_of(request), limit=15)
+    title = "Spend by user"
+    if spend.unrolled_filters:
+        labels = ", ".join(DIMENSION_LABELS[name].lower() for name in spend.unrolled_filters)
+        title += f" (grouped from individual calls: the per-user rollup has no {labels} filter)"
+    fig = figures.bars([u.user_id for u in spend.rows], [round(u.cost, 4) for u in spend.rows], title,
+                       x_title="USD", text_format="$%{x:.2f}")
     return JsonResponse(fig)
 
 
-def _price_add_url() -> str | None:
-    try:
-        return reverse("admin:ingestion_price_add")
-    except Exception:  # the Price admin is not registered in this build
+def _price_add_url(request: HttpRequest) -> str | None:
+    """The in-app price form, for those who may change the shared price list (admins who are staff)."""
+    from dashboards.config_forms import KINDS
+
+    if not KINDS["prices"].can_edit(access_of(request).allows, getattr(request.user, "is_staff", False)):
         return None
+    return reverse("dashboards:config-new", args=["prices"])
 
 
 def _budgets(project: object, scope: Scope) -> list[dict[str, object]] | None:
@@ -200,4 +204,4 @@ def coverage(request: HttpRequest) -> HttpResponse:
         figs["coverage"]["layout"]["xaxis"]["range"] = [0, 1]
         figs["coverage"]["layout"]["margin"]["l"] = 300
     return page(request, "dashboards/coverage.html", "coverage", figs, show_filters=False, rows=rows,
-                price_add_url=_price_add_url())
+                price_add_url=_price_add_url(request))

@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
@@ -123,12 +123,65 @@ def route_rollback(request: HttpRequest, route_id: int) -> HttpResponse:
     return _act(request, route_id, run)
 
 
+WEIGHT_FIELD = "weight:"  # custom-weight inputs are named ``weight:<gateway id>``
+
+
+def posted_weights(post: Any) -> dict[str, float] | None:
+    """``{gateway id: percent}`` from the custom-weight inputs (blank = 0), or None when the form had none.
+
+    Only parsing happens here; ``services.validate_weights`` owns the rules (known ids, 0-100, sum 100, a healthy
+    target), so the form, the preview and the API refuse the same things.
+    """
+    from controlplane.routing import services
+
+    keys = [k for k in post if k.startswith(WEIGHT_FIELD)]
+    if not keys:
+        return None
+    weights: dict[str, float] = {}
+    for key in keys:
+        raw = post.get(key, "").strip()
+        try:
+            weights[key[len(WEIGHT_FIELD):]] = float(raw) if raw else 0.0
+        except ValueError:
+            raise services.RoutingError(f"Weight for {key[len(WEIGHT_FIELD):]} must be a number, got {raw!r}.") \
+                from None
+    return weights
+
+
+@require_POST
+@require_role(Role.OPERATOR)
+def route_reroute_preview(request: HttpRequest, route_id: int) -> HttpResponse:
+    """The confirm dialog's impact preview for custom weights (HTML fragment); 422 with the reason if invalid."""
+    from controlplane.routing import preview, services
+
+    route = _route_or_404(request, route_id)
+    current = route.active_revision
+    try:
+        weights = posted_weights(request.POST)
+        if weights is None:
+            raise services.RoutingError("Give a weight for at least one deployment.")
+        clean = services.validate_weights(route, weights, list(current.paused) if current else [])
+    except services.RoutingError as exc:
+        return render(request, "dashboards/_reroute_preview.html", {"error": str(exc)}, status=422)
+    target = {k: v for k, v in clean.items() if v > 0}
+    try:
+        impact = preview.impact(route, current, weights=target)
+        error = ""
+    except Exception as exc:  # advisory, like the service treats it: the reroute itself may still go ahead
+        impact, error = None, str(exc)
+    return render(request, "dashboards/_reroute_preview.html", {"impact": impact, "preview_error": error,
+                                                                "weights": target})
+
+
 @require_POST
 @require_role(Role.OPERATOR)
 def route_reroute(request: HttpRequest, route_id: int) -> HttpResponse:
+    """100 % to one deployment (``deployment``) or custom weights (``weight:<gateway id>`` inputs)."""
     deployment = request.POST.get("deployment", "")
 
     def run(services: Any, route: Any, actor: Any, reason: str, expected: int | None) -> Any:
-        return services.reroute(route, actor, reason, weights={deployment: 100.0}, expected_version=expected)
+        weights = posted_weights(request.POST)
+        return services.reroute(route, actor, reason, weights=weights if weights is not None else {deployment: 100.0},
+                                expected_version=expected)
 
     return _act(request, route_id, run)

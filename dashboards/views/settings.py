@@ -1,6 +1,6 @@
-"""Settings (admins): the project's switches, API keys (secret shown once), members and roles, and where prices,
-notification channels, detectors and retention are managed. Writes call ``controlplane.projects`` and
-``controlplane.apikeys``."""
+"""Settings (admins): the project's switches, API keys (secret shown once), members and roles, retention, and the
+lists of policies, budgets, SLOs, notification channels and prices with their in-app forms
+(:mod:`dashboards.views.config`). Writes call ``controlplane.projects`` and ``controlplane.apikeys``."""
 
 from __future__ import annotations
 
@@ -11,22 +11,15 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from controlplane import apikeys, projects
 from controlplane.models import ApiKey, Membership, Role, Scope
 from controlplane.models.projects import ContentCapture
-from dashboards import sources
+from dashboards import config_forms, sources
 from dashboards.access import access_of, require_role
 from dashboards.views.context import page
-
-
-def _admin_url(name: str) -> str | None:
-    try:
-        return reverse(name)
-    except NoReverseMatch:
-        return None
 
 
 def _model_rows(module: str, model: str, **filters: Any) -> list[Any] | None:
@@ -44,10 +37,13 @@ def _render(request: HttpRequest, new_key: apikeys.IssuedKey | None = None, stat
         roles=Role.choices, scopes=Scope.choices, capture_choices=ContentCapture.choices,
         patterns_text="\n".join(project.pii_extra_patterns or []),
         prices=_model_rows("ingestion.models", "Price"),
+        can_edit_prices=config_forms.KINDS["prices"].can_edit(access_of(request).allows,
+                                                             getattr(request.user, "is_staff", False)),
         channels=_model_rows("anomaly.models", "NotificationChannel", project=project),
+        policies=list(config_forms.KINDS["policies"].rows(project)),
+        budgets=list(config_forms.KINDS["budgets"].rows(project)),
+        slos=list(config_forms.KINDS["slos"].rows(project)),
         detectors=_model_rows("anomaly.models", "DetectorConfig", project=project),
-        price_admin=_admin_url("admin:ingestion_price_changelist"),
-        channel_admin=_admin_url("admin:anomaly_notificationchannel_changelist"),
         detector_page=reverse("dashboards:detectors"),
         retention={"Raw spans and calls": django_settings.KEEL_RAW_TTL_DAYS,
                    "Message content": django_settings.KEEL_CONTENT_TTL_DAYS,

@@ -58,8 +58,12 @@ def applied_versions() -> set[int]:
     return {int(r[0]) for r in rows}
 
 
-def migrate(log: Callable[[str], None] = print) -> list[Migration]:
-    """Apply pending migrations in order; return the ones applied now."""
+def migrate(log: Callable[[str], None] = print, *, up_to: int | None = None) -> list[Migration]:
+    """Apply pending migrations in order (only those numbered ``up_to`` or lower, when given); return them.
+
+    ``up_to`` lets a test build the store as it was before a migration, to check what that migration does to
+    existing data (a backfill).
+    """
     topology = Topology.current()
     client = get_client()
     for sql in _ledger_sql(topology):
@@ -67,7 +71,7 @@ def migrate(log: Callable[[str], None] = print) -> list[Migration]:
     done = applied_versions()
     applied: list[Migration] = []
     for migration in discover():
-        if migration.version in done:
+        if migration.version in done or (up_to is not None and migration.version > up_to):
             continue
         for sql in migration.operations(topology):
             client.command(sql)

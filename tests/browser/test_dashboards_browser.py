@@ -141,12 +141,47 @@ def test_operator_rolls_back_after_confirming(world, new_page, asgi_server) -> N
     screenshot(page, "route-after-rollback")
 
 
+def test_operator_reroutes_with_custom_weights_after_previewing(world, new_page, asgi_server) -> None:
+    project, route = world["project"], world["route"]
+    before = RoutingPolicyVersion.objects.get(project=project).version
+    page = new_page("operator-b", PASSWORD)
+    page.goto(f"{asgi_server}/routes/{route.pk}/?project={project.slug}")
+    page.click("#custom-reroute-button")
+    dialog = page.locator("#reroute-custom")
+    assert dialog.is_visible() and page.locator("#confirm-custom-reroute").is_disabled()
+    dialog.locator('input[name="weight:small-1"]').fill("60")
+    assert dialog.locator("[data-weight-total]").inner_text() == "160"  # running total flags the bad sum
+    page.click("#preview-custom-reroute")
+    dialog.locator('[data-preview-state="invalid"]').wait_for()
+    assert "sum to 100" in dialog.locator("#custom-reroute-preview").inner_text()
+    assert page.locator("#confirm-custom-reroute").is_disabled()
+    dialog.locator('input[name="weight:small-1"]').fill("25")
+    dialog.locator('input[name="weight:large-1"]').fill("75")
+    page.click("#preview-custom-reroute")
+    dialog.locator('[data-preview-state="valid"]').wait_for()
+    assert "Cost per call" in dialog.inner_text() and page.locator("#confirm-custom-reroute").is_enabled()
+    dialog.locator("input[name=reason]").fill("25/75 split while the new large version is investigated")
+    screenshot(page, "reroute-custom-confirm")
+    page.click("#confirm-custom-reroute")
+    page.wait_for_selector(".messages li.success")
+    assert page.locator("[data-active-revision]").inner_text() == "r3"
+    route.refresh_from_db()
+    assert route.active_revision.effective_weights() == {"small-1": 25.0, "large-1": 75.0}
+    assert RoutingPolicyVersion.objects.get(project=project).version == before + 1
+    entry = AuditEntry.objects.filter(project=project, event="action.applied").order_by("-at").first()
+    assert entry is not None and entry.actor == "user:operator-b" and entry.data["after"] == 3
+    assert entry.data["params"]["weights"] == {"small-1": 25.0, "large-1": 75.0}
+    assert page.locator('#audit tr[data-audit-event="action.applied"]').count() >= 1
+    screenshot(page, "route-after-custom-reroute")
+
+
 def test_viewer_has_no_rollback_and_a_forged_post_is_refused(world, new_page, asgi_server) -> None:
     project, route = world["project"], world["route"]
     page = new_page("viewer-b", PASSWORD)
     page.goto(f"{asgi_server}/routes/{route.pk}/?project={project.slug}")
     assert page.locator("#rollback-button").count() == 0
     assert page.locator("text=Confirm rollback").count() == 0
+    assert page.locator("#custom-reroute-button").count() == 0 and page.locator("input.weight").count() == 0
     status = page.evaluate(
         """async (url) => {
             const token = document.querySelector('input[name=csrfmiddlewaretoken]').value;
@@ -159,6 +194,48 @@ def test_viewer_has_no_rollback_and_a_forged_post_is_refused(world, new_page, as
     assert status == 403
     route.refresh_from_db()
     assert route.active_revision.number == 2
+
+
+def test_admin_creates_a_notification_channel_and_a_price_in_the_app(world, new_page, asgi_server) -> None:
+    from anomaly.models import NotificationChannel
+    from ingestion.models import Price
+
+    project = world["project"]
+    type(world["users"]["admin"]).objects.filter(username="admin-b").update(is_staff=True)  # prices are shared
+    page = new_page("admin-b", PASSWORD)
+    page.goto(f"{asgi_server}/settings/?project={project.slug}")
+    page.click("#new-channel")
+    page.fill("input[name=name]", "on-call webhook")
+    page.select_option("select[name=kind]", "webhook")
+    page.select_option("select[name=min_severity]", "warning")
+    page.fill("input[name=config_url]", "not-a-url")
+    page.click("#save-config")
+    assert "url must be an http(s) URL" in page.locator("#form-errors").inner_text()  # inline, nothing saved
+    assert not NotificationChannel.objects.filter(project=project).exists()
+    screenshot(page, "settings-channel-invalid")
+    page.fill("input[name=config_url]", "https://hooks.example.invalid/keel")
+    page.fill("input[name=config_secret]", "whsec-browser-test")
+    page.click("#save-config")
+    page.wait_for_selector(".messages li.success")
+    assert page.locator('tr[data-channel="on-call webhook"]').count() == 1
+    channel = NotificationChannel.objects.get(project=project)
+    assert (channel.kind, channel.min_severity, channel.config["secret"]) == ("webhook", "warning",
+                                                                             "whsec-browser-test")
+
+    page.click("#new-price")
+    page.fill("input[name=provider]", "acme")
+    page.fill("input[name=model_pattern]", "browser-model-*")
+    page.fill("input[name=valid_from]", "2025-01-01")
+    page.fill("input[name=input_per_mtok]", "0.4")
+    page.fill("input[name=output_per_mtok]", "1.6")
+    page.fill("input[name=source]", "entered in the browser test")
+    page.click("#save-config")
+    page.wait_for_selector(".messages li.success")
+    assert page.locator('tr[data-price="browser-model-*"]').count() == 1
+    price = Price.objects.get(model_pattern="browser-model-*")
+    assert (price.provider, str(price.input_per_mtok), str(price.output_per_mtok)) == ("acme", "0.400000",
+                                                                                     "1.600000")
+    screenshot(page, "settings-after-forms")
 
 
 ALERTS_READY = importlib.util.find_spec("anomaly.alerts") is not None

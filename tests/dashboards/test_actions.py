@@ -120,3 +120,65 @@ def test_login_is_throttled_per_username_and_ip(client, django_user_model) -> No
     django_user_model.objects.create_user("bob", password="right-password-2")
     assert client.post("/login/", {"username": "bob", "password": "right-password-2"}).status_code == 302
     cache.clear()
+
+
+def test_operator_reroutes_with_custom_weights_after_a_preview(client, traffic_project, member, route) -> None:
+    client.force_login(member("operator"))
+    page = client.get(f"/routes/{route.pk}/", {"project": traffic_project.slug}).content.decode()
+    assert 'id="custom-reroute-button"' in page and 'name="weight:small-1"' in page
+    assert 'name="weight:large-1"' in page and 'value="100"' in page  # prefilled with the active weights
+    form = {"weight:small-1": "10", "weight:large-1": "90", "expected_version": route.version, "reason": "canary"}
+    preview = client.post(f"/routes/{route.pk}/reroute/preview/?project={traffic_project.slug}", form)
+    assert preview.status_code == 200
+    html = preview.content.decode()
+    assert 'data-preview-state="valid"' in html and "large-1 90%, small-1 10%" in html and "Cost per call" in html
+    before = policy_version(traffic_project)
+    response = client.post(f"/routes/{route.pk}/reroute/?project={traffic_project.slug}", form, follow=True)
+    assert "Reroute applied: r2 → r3." in response.content.decode()
+    route.refresh_from_db()
+    active = route.active_revision
+    assert active.number == 3 and active.effective_weights() == {"small-1": 10.0, "large-1": 90.0}
+    assert policy_version(traffic_project) == before + 1
+    entry = AuditEntry.objects.filter(project=traffic_project, event="action.applied").order_by("-at").first()
+    assert entry is not None and entry.actor == "user:operator-user" and entry.data["after"] == 3
+    assert entry.data["params"]["weights"] == {"small-1": 10.0, "large-1": 90.0}
+
+
+@pytest.mark.parametrize(("weights", "message"), [
+    ({"weight:small-1": "60", "weight:large-1": "60"}, "Weights must sum to 100 (percent); they sum to 120."),
+    ({"weight:small-1": "0", "weight:large-1": "110"}, "Weight for large-1 is 110.0; weights are percentages"),
+    ({"weight:small-1": "abc", "weight:large-1": "100"}, "Weight for small-1 must be a number, got &#x27;abc&#x27;."),
+    ({"weight:small-1": "", "weight:large-1": "0"}, "Weights must sum to 100 (percent); they sum to 0."),
+    ({"weight:nope": "100"}, "Unknown deployment id(s) for route chat@prod: nope"),
+])
+def test_invalid_custom_weights_are_refused_inline_and_change_nothing(client, traffic_project, member, route,
+                                                                      weights, message) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(member("operator"))
+    preview = client.post(f"/routes/{route.pk}/reroute/preview/?project={traffic_project.slug}", weights)
+    assert preview.status_code == 422
+    assert 'data-preview-state="invalid"' in preview.content.decode() and message in preview.content.decode()
+    response = client.post(f"/routes/{route.pk}/reroute/?project={traffic_project.slug}",
+                           {**weights, "expected_version": route.version}, follow=True)
+    assert message in response.content.decode()
+    route.refresh_from_db()
+    assert route.active_revision.number == 2
+
+
+def test_negative_weight_is_refused(client, traffic_project, member, route) -> None:
+    client.force_login(member("operator"))
+    preview = client.post(f"/routes/{route.pk}/reroute/preview/?project={traffic_project.slug}",
+                          {"weight:small-1": "-10", "weight:large-1": "100"})
+    assert preview.status_code == 422 and "must be a number between 0 and 100" in preview.content.decode()
+
+
+def test_viewer_gets_no_weights_form_and_forged_custom_reroutes_are_403(client, traffic_project, member,
+                                                                        route) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(member("viewer"))
+    page = client.get(f"/routes/{route.pk}/", {"project": traffic_project.slug}).content.decode()
+    assert "custom-reroute-button" not in page and "weight:small-1" not in page
+    forged = {"weight:small-1": "50", "weight:large-1": "50", "expected_version": route.version}
+    assert client.post(f"/routes/{route.pk}/reroute/?project={traffic_project.slug}", forged).status_code == 403
+    assert client.post(f"/routes/{route.pk}/reroute/preview/?project={traffic_project.slug}",
+                       forged).status_code == 403
+    route.refresh_from_db()
+    assert route.active_revision.number == 2

@@ -64,11 +64,16 @@ def test_cost_page_lists_unpriced_models(client, project, ch, member) -> None:
         Model("dash-small", "dash-small-2024-07-18", "openai", 500),
         Model("mystery-model", "mystery-model-9", "acme", 500),
     ])
-    client.force_login(member("admin"))
+    admin = member("admin")
+    client.force_login(admin)
     html = client.get("/cost/", {"project": project.slug}).content.decode()
     assert re.search(r'data-kpi="unpriced">50\.0%<', html)
     assert re.search(r"<td data-unpriced-model>mystery-model-9</td>", html)
-    assert "/admin/ingestion/price/add/" in html
+    assert "/settings/prices/new/" not in html and "ask a staff user" in html  # prices are shared: staff only
+    type(admin).objects.filter(pk=admin.pk).update(is_staff=True)
+    staff_html = client.get("/cost/", {"project": project.slug}).content.decode()
+    assert (f"/settings/prices/new/?project={project.slug}&amp;model_pattern=mystery-model-9&amp;provider=acme"
+            in staff_html)
     figs = figures_in(html)
     assert {"by_model", "by_provider", "by_service", "by_route", "by_cost_center"} <= set(figs)
     assert figs["by_model"]["data"][0]["y"] == ["mystery-model-9", "dash-small-2024-07-18"]  # biggest at top

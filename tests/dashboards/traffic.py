@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import random
+import time
 from dataclasses import dataclass
 
 from tests.support import COLLECTOR_COLUMNS
@@ -32,7 +33,10 @@ DEFAULT_MODELS = [
 
 
 def ensure_prices(ch) -> None:  # type: ignore[no-untyped-def]
-    rows = [[m, p, dt.date(2024, 1, 1), dt.date(2100, 1, 1), i, o, i / 2, 0.0, 1] for m, p, i, o in PRICES]
+    """Price the test models in ClickHouse directly, newest version: a test that synced the Django price list
+    earlier in the session wrote newer tombstones for every row Django does not know, these included."""
+    version = time.time_ns()
+    rows = [[m, p, dt.date(2024, 1, 1), dt.date(2100, 1, 1), i, o, i / 2, 0.0, version] for m, p, i, o in PRICES]
     ch.insert("keel_prices", rows, column_names=["model", "provider", "valid_from", "valid_to", "input_per_mtok",
                                                  "output_per_mtok", "cached_input_per_mtok", "reasoning_per_mtok",
                                                  "version"])

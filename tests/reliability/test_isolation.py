@@ -169,6 +169,11 @@ PAGE_IDS: dict[str, dict[str, str]] = {
     "route-rollback": {"route_id": "route"},
     "route-reroute": {"route_id": "route"},
     "settings-revoke-key": {"key_id": "key"},
+    "route-reroute-preview": {"route_id": "route"},
+    # in-app settings forms: one kind stands for all (each kind's 404 for another project: test_settings_forms)
+    "config-new": {"slug": "channels"},
+    "config-edit": {"slug": "channels", "pk": "channel"},
+    "config-delete": {"slug": "channels", "pk": "channel"},
 }
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -183,7 +188,7 @@ def _fill(route: str, kwargs: dict[str, str], world: World) -> str:
             return world.b_trace_id
         if source == "detector":
             return str(world.b_objects["detector"].kind)
-        if source in ("ack",):
+        if source in ("ack", "channels"):
             return source
         return str(world.b_objects[source].pk)
 

@@ -35,8 +35,39 @@
         if (dialog) dialog.showModal();
       });
     });
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+      });
+    });
     document.querySelectorAll("dialog [data-close]").forEach(function (button) {
       button.addEventListener("click", function (event) { event.preventDefault(); button.closest("dialog").close(); });
+    });
+  }
+
+  // Custom-weight reroute: show the running total; Confirm is enabled only by a valid preview of these weights.
+  function weightForms() {
+    document.querySelectorAll("form[data-weights-form]").forEach(function (form) {
+      var total = form.querySelector("[data-weight-total]");
+      var confirm = form.querySelector("button[type=submit]");
+      var target = form.querySelector("[data-preview]");
+      function update() {
+        var sum = 0;
+        form.querySelectorAll("input.weight").forEach(function (input) { sum += parseFloat(input.value) || 0; });
+        total.textContent = Math.round(sum * 100) / 100;
+        total.className = Math.abs(sum - 100) > 0.01 ? "bad" : "ok";
+      }
+      form.querySelectorAll("input.weight").forEach(function (input) {
+        input.addEventListener("input", function () { confirm.disabled = true; update(); });
+      });
+      form.querySelector("[data-preview-button]").addEventListener("click", function () {
+        confirm.disabled = true;
+        fetch(form.dataset.previewUrl, { method: "POST", body: new FormData(form), credentials: "same-origin" })
+          .then(function (r) { return r.text().then(function (html) { return { ok: r.ok, html: html }; }); })
+          .then(function (res) { target.innerHTML = res.html; confirm.disabled = !res.ok; })
+          .catch(function () { target.innerHTML = '<p class="form-error">Could not load the preview.</p>'; });
+      });
+      update();
     });
   }
 
@@ -84,6 +115,7 @@
     drawCharts();
     autoSubmit();
     confirmDialogs();
+    weightForms();
     liveEvents();
   });
 })();
