@@ -9,7 +9,8 @@ Retry-After. Afterwards the server is stopped (SIGINT, graceful drain) and the s
 identical. Reported: spans sent/stored, p50/p99 ingest latency, RSS samples of the server, read latencies, sweeps.
 
 Environment: ``LOAD_MINUTES`` (default 10), ``LOAD_SPANS_PER_S`` (default 200), ``LOAD_SPANS_PER_REQUEST`` (256,
-about what an OTel BatchSpanProcessor sends under load).
+about what an OTel BatchSpanProcessor sends under load), ``LOAD_CONNECTIONS`` (2; at the ingest benchmark's rate use
+as many as it does, 16, or a request's latency caps the rate).
 """
 
 from __future__ import annotations
@@ -317,7 +318,8 @@ def _sweeps(server: Server) -> float:
     return sum(float(m) for m in re.findall(pattern, text, re.M))
 
 
-def run(seconds: float, spans_per_s: float, spans_per_request: int = 256, var: Path | None = None) -> dict[str, Any]:
+def run(seconds: float, spans_per_s: float, spans_per_request: int = 256, var: Path | None = None,
+        connections: int = 2) -> dict[str, Any]:
     """One load run; returns the figures (does not write the result file)."""
     own_var = var is None
     var = var or Path(tempfile.mkdtemp(prefix="keel-load-"))
@@ -329,7 +331,7 @@ def run(seconds: float, spans_per_s: float, spans_per_request: int = 256, var: P
     reader = Reader(server, key)
     rss: list[tuple[float, float]] = [(0.0, round(server.rss_mb(), 1))]
     started = time.monotonic()
-    send_thread = threading.Thread(target=sender.run, args=(spans_per_s, seconds))
+    send_thread = threading.Thread(target=sender.run, args=(spans_per_s, seconds, connections))
     read_thread = threading.Thread(target=reader.run)
     send_thread.start()
     read_thread.start()
@@ -351,6 +353,7 @@ def run(seconds: float, spans_per_s: float, spans_per_request: int = 256, var: P
         "target_spans_per_s": spans_per_s,
         "achieved_spans_per_s": round(len(sender.acked) / elapsed, 1),
         "spans_per_request": spans_per_request,
+        "connections": connections,
         "spans_acknowledged": len(sender.acked),
         "spans_stored_distinct": len(stored["ids"]),
         "otel_traces_rows": stored["rows"],
@@ -384,7 +387,8 @@ def run(seconds: float, spans_per_s: float, spans_per_request: int = 256, var: P
 def main() -> dict[str, Any]:
     minutes = float(os.environ.get("LOAD_MINUTES", "10"))
     result = run(minutes * 60, float(os.environ.get("LOAD_SPANS_PER_S", "200")),
-                 int(os.environ.get("LOAD_SPANS_PER_REQUEST", "256")))
+                 int(os.environ.get("LOAD_SPANS_PER_REQUEST", "256")),
+                 connections=int(os.environ.get("LOAD_CONNECTIONS", "2")))
     RESULT.parent.mkdir(exist_ok=True)
     RESULT.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "rss_mb_samples"}, indent=2))

@@ -138,6 +138,9 @@ def insert_settings(message: str) -> dict[str, object]:
         "format_schema": PROTO_SCHEMA,
         "format_schema_message_name": message,
         "input_format_protobuf_oneof_presence": 1,
+        # The views' SELECTs read only the inserted block, so query-plan optimisations (filter push-down, index
+        # analysis, …) find nothing to improve, yet cost ~50 ms of CPU on every insert: a quarter of its fixed cost.
+        "query_plan_enable_optimizations": 0,
     }
 
 
