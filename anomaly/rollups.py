@@ -4,29 +4,28 @@ A family query groups ``rollups_1m`` by a numeric series hash and the minute (st
 table several times slower at 10M groups), re-aggregates (``sum``, ``quantilesMerge``) and comes back as Arrow
 columns, which are scattered into (series × minutes) numpy matrices on a shared grid. Series labels come from one
 small query. Every query is bound to the tenant; a query object cannot be built without one.
+
+With ``settled_until`` (what :func:`anomaly.finalised.finalise_settled` guarantees is finalised), the minutes before
+it are read as plain floats from ``series_1m`` and only the rest is re-aggregated from ``rollups_1m``: the same
+matrix, without merging a week of t-digest states.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from controlplane.settings.env import var_dir
-from ingestion.clickhouse.client import get_client
-from ingestion.clickhouse.schema import ROLLUP_1M, quantiles_merge
+from ingestion.clickhouse.client import arrow_batches, get_client
+from ingestion.clickhouse.schema import ROLLUP_1M, SERIES_1M, quantiles_merge
 
 logger = logging.getLogger(__name__)
 
@@ -122,17 +121,30 @@ Only = tuple[tuple[str, str], ...]  # (series-key label, value) pairs narrowing 
 _COLUMN_OF = {label: column for column, label in _LABELS.items()}
 
 
-def _where(grouping: Grouping, only: Only = ()) -> str:
-    where = "ProjectId = {tenant:String} AND Minute >= {start:DateTime} AND Minute < {end:DateTime}"
-    if _is_error_grouping(grouping):
-        # '_none' carries the error-free calls (always 0 errors); a type with no errors that minute is no row.
-        where += " AND ErrorCount > 0 AND ErrorType != '_none'"
+def _only_where(grouping: Grouping, only: Only) -> str:
+    where = ""
     for i, (label, _value) in enumerate(only):
         column = _COLUMN_OF.get(label)
         if column not in _KEYS[grouping]:
             raise ValueError(f"{label!r} is not a series label of {grouping}")
         where += f" AND {column} = {{only{i}:String}}"
     return where
+
+
+def _where(grouping: Grouping, only: Only = (), since: str = "start") -> str:
+    """Rollup rows of the tenant from ``{since}`` (the window start, or where the finalised minutes end) to the
+    window end."""
+    where = f"ProjectId = {{tenant:String}} AND Minute >= {{{since}:DateTime}} AND Minute < {{end:DateTime}}"
+    if _is_error_grouping(grouping):
+        # '_none' carries the error-free calls (always 0 errors); a type with no errors that minute is no row.
+        where += " AND ErrorCount > 0 AND ErrorType != '_none'"
+    return where + _only_where(grouping, only)
+
+
+def _finalised_where(grouping: Grouping, only: Only = ()) -> str:
+    """``series_1m`` rows of the tenant's grouping from the window start to where the finalised minutes end."""
+    return ("ProjectId = {tenant:String} AND Grouping = {grouping:String} AND Minute >= {start:DateTime} "
+            "AND Minute < {settled:DateTime}" + _only_where(grouping, only))
 
 
 def _only_parameters(only: Only) -> dict[str, str]:
@@ -166,32 +178,61 @@ class Window:
         naive = {"start": self.start.replace(tzinfo=None), "end": self.end.replace(tzinfo=None)}
         return {"tenant": tenant_id, **naive}
 
+    def split_parameters(self, tenant_id: str, grouping: Grouping, settled_until: datetime | None) -> dict[str, Any]:
+        """The window's parameters plus ``settled``: minutes before it come from ``series_1m`` (none without
+        ``settled_until``)."""
+        settled = self.start if settled_until is None else min(max(settled_until, self.start), self.end)
+        return {**self.parameters(tenant_id), "grouping": grouping.value, "settled": settled.replace(tzinfo=None)}
+
+
+# Rollup minutes older than this are settled: their spans have arrived (late ones are found and re-finalised).
+SETTLE = timedelta(hours=2)
+
+
+def settled_end(window: Window, settle: timedelta = SETTLE, now: datetime | None = None) -> datetime:
+    """Where the settled minutes of ``window`` end: ``settle`` before its end, or before the clock if that is
+    earlier (a window ending in the future has nothing settled past now)."""
+    clock = Window.ending_now(0, now).end
+    return max(min(window.end, clock) - settle, window.start)
+
 
 @dataclass(frozen=True, slots=True)
 class SeriesLabelsQuery:
-    """The label tuple behind every series hash seen in the window, with its calls (error types: its errors)."""
+    """The label tuple behind every series hash seen in the window, with its calls (error types: its errors).
+
+    Totals add the finalised minutes' sums to the re-aggregated rest (integer counts, so the same numbers)."""
 
     tenant_id: str
     grouping: Grouping
     window: Window
     only: Only = ()
+    settled_until: datetime | None = None
 
     def sql(self) -> str:
         keys = ", ".join(_KEYS[self.grouping])
-        head = f"SELECT {_key_expr(self.grouping)} AS s, {keys}"
-        if not _is_error_grouping(self.grouping):
-            return (f"{head}, toFloat64(sum(Calls)) AS calls FROM {_source(self.grouping)} "
-                    f"WHERE {_where(self.grouping, self.only)} GROUP BY s, {keys} ORDER BY {keys}")
+        error = _is_error_grouping(self.grouping)
+        stored, count = ("type_errors", "ErrorCount") if error else ("calls", "Calls")
+        recent = (", sumIf(type_errors, Minute >= {recent:DateTime})" if error else "",
+                  ", toFloat64(sumIf(ErrorCount, Minute >= {recent:DateTime})) AS r" if error else "")
+        any_keys = ", ".join(f"any({k})" for k in _KEYS[self.grouping])  # a hash has one label tuple
+        parts = (
+            f"SELECT {_key_expr(self.grouping)} AS s, {keys}, toFloat64(sum({count})) AS n{recent[1]} "
+            f"FROM {_source(self.grouping)} WHERE {_where(self.grouping, self.only, 'settled')} GROUP BY s, {keys} "
+            f"UNION ALL SELECT Series, {any_keys}, sum({stored}){recent[0]} FROM {SERIES_1M} FINAL "
+            f"WHERE {_finalised_where(self.grouping, self.only)} GROUP BY Series"
+        )
+        if not error:
+            return f"SELECT s, {keys}, sum(n) AS calls FROM ({parts}) GROUP BY s, {keys} ORDER BY {keys}"
         parent = ", ".join(_KEYS[ERROR_PARENT[self.grouping]])
         return (
-            f"SELECT s, {keys}, calls FROM ({head}, toFloat64(sum(ErrorCount)) AS calls, "
-            "sumIf(ErrorCount, Minute >= {recent:DateTime}) AS recent "
-            f"FROM {_source(self.grouping)} WHERE {_where(self.grouping, self.only)} GROUP BY s, {keys} "
-            f"ORDER BY recent DESC, calls DESC, {keys} LIMIT {{top:UInt32}} BY {parent}) ORDER BY {keys}"
+            f"SELECT s, {keys}, calls FROM (SELECT s, {keys}, sum(n) AS calls, sum(r) AS recent FROM ({parts}) "
+            f"GROUP BY s, {keys} ORDER BY recent DESC, calls DESC, {keys} LIMIT {{top:UInt32}} BY {parent}) "
+            f"ORDER BY {keys}"
         )
 
     def parameters(self) -> dict[str, Any]:
-        params = {**self.window.parameters(self.tenant_id), **_only_parameters(self.only)}
+        params = {**self.window.split_parameters(self.tenant_id, self.grouping, self.settled_until),
+                  **_only_parameters(self.only)}
         if _is_error_grouping(self.grouping):
             recent = self.window.end - timedelta(minutes=min(ERROR_RANK_MINUTES, self.window.minutes))
             params.update(recent=recent.replace(tzinfo=None), top=TOP_ERROR_TYPES)
@@ -205,46 +246,56 @@ class SeriesLabelsQuery:
 
 @dataclass(frozen=True, slots=True)
 class FamilyQuery:
-    """One metric family for every series of the tenant: rows (series hash, minute index, metrics…)."""
+    """One metric family for every series of the tenant: rows (matrix cell, metrics…).
+
+    ClickHouse maps each series hash to its matrix row (``transform`` over the bound hashes) and returns the flat
+    cell index ``row × minutes + minute``, so the pivot is one scatter per column; a series not in the index lands
+    past the end and is dropped."""
 
     tenant_id: str
     grouping: Grouping
     family: Family
     window: Window
     only: Only = ()
+    settled_until: datetime | None = None
 
     def sql(self) -> str:
         if (self.family == Family.ERROR_TYPES) != _is_error_grouping(self.grouping):
             raise ValueError(f"family {self.family} does not apply to grouping {self.grouping}")
+
+        def cell(series: str) -> str:
+            return (f"transform({series}, {{hashes:Array(UInt64)}}, {{rows:Array(UInt64)}}, {{unknown:UInt64}}) "
+                    "* {width:UInt64} + intDiv(toUInt32(Minute) - toUInt32({start:DateTime}), 60)")
+
+        stored = ", ".join(_FAMILY_COLUMNS[self.family])
         columns = ", ".join(f"{expr} AS {name}" for name, expr in _FAMILY_COLUMNS[self.family].items())
         return (
-            f"SELECT {_key_expr(self.grouping)} AS s, "
-            "toUInt32(intDiv(toUInt32(Minute) - toUInt32({start:DateTime}), 60)) AS m, "
-            f"{columns} FROM {_source(self.grouping)} WHERE {_where(self.grouping, self.only)} GROUP BY s, m"
+            f"SELECT {cell('Series')} AS cell, {stored} FROM {SERIES_1M} FINAL "
+            f"WHERE {_finalised_where(self.grouping, self.only)} "
+            f"UNION ALL SELECT {cell(_key_expr(self.grouping))} AS cell, {columns} FROM {_source(self.grouping)} "
+            f"WHERE {_where(self.grouping, self.only, 'settled')} GROUP BY cell"
         )
 
     def run(self, series_index: dict[int, int]) -> dict[str, FloatArray]:
         """Matrices (len(series_index) × window.minutes); NaN where a series has no row that minute."""
-        parameters = {**self.window.parameters(self.tenant_id), **_only_parameters(self.only)}
-        table = get_client().query_arrow(self.sql(), parameters=parameters)
         names = list(_FAMILY_COLUMNS[self.family])
         shape = (len(series_index), self.window.minutes)
         out = {name: np.full(shape, np.nan) for name in names}
-        if table.num_rows == 0 or not series_index:
+        if not series_index or not shape[1]:
             return out
-        hashes = np.asarray(table.column("s").to_numpy(), dtype=np.uint64)
-        minutes = np.asarray(table.column("m").to_numpy(), dtype=np.int64)
-        known = np.fromiter(series_index.keys(), dtype=np.uint64, count=len(series_index))
-        rows_for_known = np.fromiter(series_index.values(), dtype=np.int64, count=len(series_index))
-        order = np.argsort(known)
-        pos = np.searchsorted(known[order], hashes)
-        pos = np.minimum(pos, known.size - 1)
-        found = (known[order][pos] == hashes) & (minutes >= 0) & (minutes < shape[1])
-        rows = rows_for_known[order][pos[found]]
-        cols = minutes[found]
-        for name in names:
-            values = np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=np.float64)
-            out[name][rows, cols] = values[found]
+        parameters = {**self.window.split_parameters(self.tenant_id, self.grouping, self.settled_until),
+                      **_only_parameters(self.only), "hashes": list(series_index), "rows": list(series_index.values()),
+                      "unknown": len(series_index), "width": shape[1]}
+        flat = {name: out[name].reshape(-1) for name in names}
+        for batch in arrow_batches(self.sql(), parameters):  # scattered batch by batch, in place
+            cells = batch.column(0).to_numpy()
+            inside = cells < flat[names[0]].size
+            everything = bool(inside.all())
+            if not everything:
+                cells = cells[inside]
+            for i, name in enumerate(names, start=1):
+                values = batch.column(i).to_numpy()
+                flat[name][cells] = values if everything else values[inside]
         return out
 
 
@@ -273,10 +324,13 @@ def load_series(
     families: set[Family],
     cache: SettledCache | None = None,
     only: Only = (),
+    settled_until: datetime | None = None,
 ) -> SeriesMatrix:
     """Load the requested families for every series of the tenant seen in the window (``only``: just the series
     with those labels, e.g. one route in one environment for a preview; never cached).
 
+    ``settled_until``: every minute of the window before it is finalised in ``series_1m`` (the caller ran
+    :func:`anomaly.finalised.finalise_settled`), so those are read as floats; None re-aggregates the whole window.
     With a ``cache``, the settled part of the window (older than its settle horizon) comes from process memory
     and only the recent minutes are queried; the result is the same matrix the full query returns, with
     read-only arrays (they share memory with the cache).
@@ -284,26 +338,27 @@ def load_series(
     if not tenant_id:
         raise ValueError("a tenant id is required for every rollup query")
     if only:
-        return _load_full(tenant_id, grouping, window, families, only)[1]
+        return _load_full(tenant_id, grouping, window, families, only, settled_until)[1]
     if cache is not None:
-        warm = cache.load(tenant_id, grouping, window, families)
+        warm = cache.load(tenant_id, grouping, window, families, settled_until)
         if warm is not None:
             return warm
     presence = {presence_family(grouping)} if cache else set()
-    hashes, matrix = _load_full(tenant_id, grouping, window, families | presence)
+    hashes, matrix = _load_full(tenant_id, grouping, window, families | presence, settled_until=settled_until)
     if cache is not None:
-        cache.store(tenant_id, grouping, window, hashes, matrix)
+        cache.store(tenant_id, grouping, window, hashes, matrix, settled_until=settled_until)
     return _only(matrix, families)
 
 
 def _load_full(
-    tenant_id: str, grouping: Grouping, window: Window, families: set[Family], only: Only = ()
+    tenant_id: str, grouping: Grouping, window: Window, families: set[Family], only: Only = (),
+    settled_until: datetime | None = None,
 ) -> tuple[npt.NDArray[np.uint64], SeriesMatrix]:
-    labels = SeriesLabelsQuery(tenant_id, grouping, window, only).run()
+    labels = SeriesLabelsQuery(tenant_id, grouping, window, only, settled_until).run()
     matrix = SeriesMatrix(grouping, window, [lab for _, lab, _ in labels], np.array([c for *_, c in labels]))
     index = {h: i for i, (h, _, _) in enumerate(labels)}
     for family in sorted(families):
-        matrix.columns.update(FamilyQuery(tenant_id, grouping, family, window, only).run(index))
+        matrix.columns.update(FamilyQuery(tenant_id, grouping, family, window, only, settled_until).run(index))
     return np.array([h for h, _, _ in labels], dtype=np.uint64), matrix
 
 
@@ -333,90 +388,48 @@ class _Settled:
     def nbytes(self) -> int:
         return sum(col.nbytes for col in self.columns.values())
 
-    def write(self, path: Path) -> None:
-        """One uncompressed ``.npz`` replaced atomically, so a reader in another process sees old or new, never
-        half; the labels and bounds travel as JSON beside the arrays."""
-        meta = {"start": self.start.isoformat(), "end": self.end.isoformat(), "keys": self.keys,
-                "filled_at": self.filled_at, "columns": sorted(self.columns)}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        arrays: dict[str, Any] = {f"c_{name}": np.ascontiguousarray(col) for name, col in self.columns.items()}
-        with open(tmp, "wb") as handle:
-            np.savez(handle, meta=np.array(json.dumps(meta)), hashes=self.hashes, **arrays)
-        os.replace(tmp, path)
-
-    @classmethod
-    def read(cls, path: Path) -> _Settled | None:
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                columns = {name: _read_only(data[f"c_{name}"]) for name in meta["columns"]}
-                hashes = data["hashes"]
-        except (OSError, ValueError, KeyError, json.JSONDecodeError):
-            return None  # missing, or written by an older version: the caller goes cold
-        return cls(datetime.fromisoformat(meta["start"]), datetime.fromisoformat(meta["end"]), hashes,
-                   meta["keys"], columns, float(meta["filled_at"]))
-
 
 class SettledCache:
-    """Cache of the settled part of each project's rollup matrices: in process memory, and (with ``directory``) on
-    local disk shared by the worker processes of the host.
+    """Process-memory cache of the settled part of each project's rollup matrices.
 
-    Rollup rows older than ``settle`` (late spans aside) no longer change, so a per-minute sweep only needs to
+    Rollup rows older than ``settle`` no longer change (late spans aside), so a per-minute sweep only needs to
     query the newest minutes and append them to what it read before. An entry is dropped (and the next load does
-    the full query) when a series appears that the entry does not know, after ``ttl`` since its full query (which
-    also picks up any late spans), when the requested window starts before it, or when the byte budget evicts it
-    (least recently used first). Finalising a week of per-minute t-digests is the expensive part of a cold load
-    (tens of seconds for 1,000 series); the disk tier lets a worker that just started, or another worker, reuse a
-    full query made within ``ttl`` instead of repeating it. Correctness never depends on either tier.
+    the full query) when a series appears that the entry does not know, when the sweep finalised late spans into
+    its minutes (:meth:`forget`), after ``ttl`` since its full query, when the requested window starts before it,
+    or when the byte budget evicts it (least recently used first). A full query is cheap since settled minutes are
+    read finalised from ``series_1m`` (shared by every worker and host), so a worker that just started needs no
+    other tier. Correctness never depends on the cache.
     """
 
-    def __init__(self, settle: timedelta = timedelta(hours=2), ttl: timedelta = timedelta(hours=1),
-                 max_bytes: int = 1536 * 2**20, directory: Path | None = None) -> None:
+    def __init__(self, settle: timedelta = SETTLE, ttl: timedelta = timedelta(hours=6),
+                 max_bytes: int = 1536 * 2**20) -> None:
         self.settle = settle
         self.ttl = ttl
         self.max_bytes = max_bytes
-        self.directory = directory
         self._entries: OrderedDict[tuple[str, Grouping], _Settled] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
-        self.disk_hits = 0
 
-    def clear(self, *, memory_only: bool = False) -> None:
-        """Forget every entry; ``memory_only`` keeps the disk tier (what a freshly started worker would find)."""
+    def clear(self) -> None:
+        """Forget every entry (what a freshly started worker has)."""
         with self._lock:
             self._entries.clear()
-        if not memory_only and self.directory is not None and self.directory.exists():
-            for path in self.directory.glob("*.npz"):
-                path.unlink(missing_ok=True)
 
-    def _path(self, key: tuple[str, Grouping]) -> Path | None:
-        if self.directory is None:
-            return None
-        tenant = hashlib.sha256(key[0].encode()).hexdigest()[:32]
-        return self.directory / f"{tenant}-{key[1].value}.npz"
+    def forget(self, tenant_id: str) -> None:
+        """Drop every entry of the tenant (its settled minutes changed: late spans were finalised again)."""
+        with self._lock:
+            for grouping in Grouping:
+                self._entries.pop((tenant_id, grouping), None)
 
     def _get(self, key: tuple[str, Grouping]) -> _Settled | None:
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
                 self._entries.move_to_end(key)
-                return entry
-        path = self._path(key)
-        entry = _Settled.read(path) if path is not None and path.exists() else None
-        if entry is not None:
-            self._put(key, entry, persist=False)
-            self.disk_hits += 1
-        return entry
+            return entry
 
-    def _put(self, key: tuple[str, Grouping], entry: _Settled, persist: bool = False) -> None:
-        path = self._path(key) if persist else None
-        if path is not None:
-            try:
-                entry.write(path)
-            except OSError:
-                logger.exception("could not write the settled-rollup cache to %s", path)
+    def _put(self, key: tuple[str, Grouping], entry: _Settled) -> None:
         with self._lock:
             self._entries.pop(key, None)
             if entry.nbytes > self.max_bytes:
@@ -428,28 +441,26 @@ class SettledCache:
     def _drop(self, key: tuple[str, Grouping]) -> None:
         with self._lock:
             self._entries.pop(key, None)
-        path = self._path(key)
-        if path is not None:
-            path.unlink(missing_ok=True)
 
     def store(self, tenant_id: str, grouping: Grouping, window: Window, hashes: npt.NDArray[np.uint64],
-              matrix: SeriesMatrix, filled_at: float | None = None) -> None:
-        """Keep the settled minutes of a full (or assembled) matrix; it must include the presence family."""
-        # Settled relative to the window's end and to the clock (a window ending in the future has nothing settled).
-        settled_end = min(window.end, Window.ending_now(0).end) - self.settle
-        keep = int((settled_end - window.start).total_seconds() // 60)
+              matrix: SeriesMatrix, filled_at: float | None = None, settled_until: datetime | None = None) -> None:
+        """Keep the settled minutes of a full (or assembled) matrix; it must include the presence family.
+
+        With ``settled_until`` only the finalised minutes are kept: the finaliser then sees any later change to them
+        (late spans) and the sweep calls :meth:`forget`. Without, the ``settle`` horizon applies (and the TTL bounds
+        how long a late span goes unseen)."""
+        settled = settled_end(window, self.settle) if settled_until is None else min(settled_until, window.end)
+        keep = int((settled - window.start).total_seconds() // 60)
         if keep <= 0 or presence_column(grouping) not in matrix.columns:
             self._drop((tenant_id, grouping))
             return
         # Views, not copies: the matrices handed out are read-only, so nothing can change what is cached.
         columns = {name: _read_only(col)[:, :keep] for name, col in matrix.columns.items()}
-        # Only a fresh full query goes to disk; the per-minute extensions stay in memory (a reader of the file
-        # queries the minutes after its end, which is cheap).
-        self._put((tenant_id, grouping), _Settled(window.start, settled_end, hashes.copy(), list(matrix.keys),
-                                                   columns, time.time() if filled_at is None else filled_at),
-                  persist=filled_at is None)
+        self._put((tenant_id, grouping), _Settled(window.start, settled, hashes.copy(), list(matrix.keys),
+                                                   columns, time.time() if filled_at is None else filled_at))
 
-    def load(self, tenant_id: str, grouping: Grouping, window: Window, families: set[Family]) -> SeriesMatrix | None:
+    def load(self, tenant_id: str, grouping: Grouping, window: Window, families: set[Family],
+             settled_until: datetime | None = None) -> SeriesMatrix | None:
         """The window's matrix from the cached settled minutes plus a query of the rest, or None (go cold)."""
         key = (tenant_id, grouping)
         entry = self._get(key)
@@ -464,13 +475,13 @@ class SettledCache:
             return None
         recent = Window(window.end, int((window.end - entry.end).total_seconds() // 60))
         known = {int(h): i for i, h in enumerate(entry.hashes)}
-        if any(h not in known for h, _, _ in SeriesLabelsQuery(tenant_id, grouping, recent).run()):
+        if any(h not in known for h, _, _ in SeriesLabelsQuery(tenant_id, grouping, recent, (), settled_until).run()):
             self._drop(key)  # a new series: its history may sit in the settled minutes too
             self.misses += 1
             return None
         fresh: dict[str, FloatArray] = {}
         for family in sorted(needed):
-            fresh.update(FamilyQuery(tenant_id, grouping, family, recent).run(known))
+            fresh.update(FamilyQuery(tenant_id, grouping, family, recent, (), settled_until).run(known))
         skip = int((window.start - entry.start).total_seconds() // 60)
         columns = {name: np.hstack([entry.columns[name][:, skip:], fresh[name]]) for name in wanted}
         # The full query lists series with at least one row in the window.
@@ -480,9 +491,10 @@ class SettledCache:
         keys = [entry.keys[i] for i in rows]
         total = np.nansum(columns[presence_column(grouping)], axis=1) if rows.size else np.zeros(0)
         matrix = SeriesMatrix(grouping, window, keys, total, columns)
-        self.store(tenant_id, grouping, window, entry.hashes[rows], matrix, filled_at=entry.filled_at)
+        self.store(tenant_id, grouping, window, entry.hashes[rows], matrix, filled_at=entry.filled_at,
+                   settled_until=settled_until)
         self.hits += 1
         return _only(matrix, families)
 
 
-settled_cache = SettledCache(directory=var_dir() / "detector-cache")
+settled_cache = SettledCache()

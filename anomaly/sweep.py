@@ -38,6 +38,7 @@ from anomaly.detectors import (
 )
 from anomaly.detectors.alerts import decide_alerts
 from anomaly.detectors.evidence import epoch_to_datetime
+from anomaly.finalised import finalise_settled
 from anomaly.models import OPEN_STATES, Alert, DetectorConfig, DetectorKind
 from anomaly.rollups import (
     ERROR_PARENT,
@@ -188,8 +189,10 @@ def sweep_project(
 ) -> SweepReport:
     """Run every enabled periodic detector over the project's rollups and reconcile alerts.
 
-    ``cache`` keeps the settled minutes of the rollup matrices between sweeps in this process (``None``: query
-    the whole window every time); either way the detectors see the same matrices.
+    The window's settled minutes are first finalised into ``series_1m`` (only those not yet finalised, or changed
+    by late spans), so the loads read them as floats. ``cache`` keeps the settled minutes of the rollup matrices
+    between sweeps in this process (``None``: query the whole window every time); either way the detectors see
+    the same matrices.
     """
     now = now or timezone.now()
     window = Window.ending_now(window_minutes, now)
@@ -203,13 +206,17 @@ def sweep_project(
     if enabled or joint_on:
         families = set().union(JOINT_FAMILIES if joint_on else (), *(spec.families for spec in enabled))
         began = time.perf_counter()
-        matrices = [load_series(project.tenant_id, grouping, window, families, cache) for grouping in groupings]
+        settled_until = _finalise(project, window, cache)
+        report.seconds["finalise"] = time.perf_counter() - began
+        began = time.perf_counter()
+        matrices = [load_series(project.tenant_id, grouping, window, families, cache, settled_until=settled_until)
+                    for grouping in groupings]
         report.series = {m.grouping.value: len(m) for m in matrices}
         # Every grouping shares the grid, so each detector runs once over all of them (its time loop is the cost).
         batch = stack_matrices(matrices)
         by_type = batch
         if any(spec.by_error_type for spec in enabled):
-            by_type = error_type_batch(project.tenant_id, matrices, window, cache)
+            by_type = error_type_batch(project.tenant_id, matrices, window, cache, settled_until=settled_until)
             report.series["error_types"] = len(by_type)
         report.seconds["rollups"] = time.perf_counter() - began
         began = time.perf_counter()
@@ -228,6 +235,20 @@ def sweep_project(
     _resolve_unwatched(open_alerts, watched, {g.value for g in groupings}, report, now)
     report.renotified = alerts.renotify_due(project, now=now)
     return report
+
+
+def _finalise(project: Project, window: Window, cache: SettledCache | None) -> datetime | None:
+    """Finalise the window's settled minutes; where they end (None if finalising failed: the loads then
+    re-aggregate the whole window, slower but the same matrices). Late spans in minutes the cache holds drop the
+    project's cache entries."""
+    try:
+        finalised = finalise_settled(project.tenant_id, window)
+    except Exception:
+        logger.exception("could not finalise settled rollups for project %s", project.slug)
+        return None
+    if finalised.late_from is not None and cache is not None:
+        cache.forget(project.tenant_id)
+    return finalised.through
 
 
 def _resolve_unwatched(open_alerts: dict[str, Alert], watched: dict[str, set[str]], groupings: set[str],
@@ -275,7 +296,7 @@ _ERROR_GROUPING = {parent: child for child, parent in ERROR_PARENT.items()}
 
 
 def error_type_batch(tenant_id: str, parents: list[SeriesMatrix], window: Window,
-                     cache: SettledCache | None, only: Only = ()) -> Batch:
+                     cache: SettledCache | None, only: Only = (), settled_until: datetime | None = None) -> Batch:
     """One row per series × frequent error type: that type's errors over the parent series' calls.
 
     Minutes where the parent had calls but no error of the type are 0 errors (the zero-inflated part the binomial
@@ -286,7 +307,8 @@ def error_type_batch(tenant_id: str, parents: list[SeriesMatrix], window: Window
     errors: list[FloatArray] = []
     totals: list[FloatArray] = []
     for parent in parents:
-        child = load_series(tenant_id, _ERROR_GROUPING[parent.grouping], window, {Family.ERROR_TYPES}, cache, only)
+        child = load_series(tenant_id, _ERROR_GROUPING[parent.grouping], window, {Family.ERROR_TYPES}, cache, only,
+                            settled_until)
         names = labels_of(parent.grouping)
         row_of = {tuple(key[n] for n in names): i for i, key in enumerate(parent.keys)}
         pairs = [(i, row_of.get(tuple(key[n] for n in names))) for i, key in enumerate(child.keys)]

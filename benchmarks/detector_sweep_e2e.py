@@ -6,9 +6,10 @@ detector (``detect_batch``) for route × model version and per service, and the 
 (SQLite). Rollups are written straight into ``rollups_1m`` with ``INSERT … SELECT … FROM numbers()`` (quantile
 states built from several latency samples per minute) and merged (``OPTIMIZE … FINAL``) before timing; five
 series get a latency step in their last 30 minutes so the sweep also opens alerts. The process is pinned to one
-CPU core. One cold sweep (empty settled-rollup cache in memory and on disk, the full 7-day query), then warm
-per-minute sweeps, each after one more minute of rollups is inserted, then one sweep of a "restarted worker" (empty
-memory, the disk tier the cold sweep wrote). Target: ≤ 10 s for the steady per-minute (warm) sweep.
+CPU core. Timed, in order: the first sweep ever (nothing finalised in ``series_1m``: it backfills the week's
+settled minutes, then loads), a cold sweep (a new worker: empty process cache, ``series_1m`` up to date), warm
+per-minute sweeps (each after one more minute of rollups is inserted; one of them crosses the 30-minute
+finalisation grid) and a restarted worker at the end. Target: ≤ 10 s for a sweep.
 
     python -m benchmarks.detector_sweep_e2e [--routes 500] [--versions 2] [--days 7] [--warm 3]
 
@@ -98,7 +99,9 @@ def child(routes: int, versions: int, days: int, warm_sweeps: int) -> dict[str, 
     migrate(log=lambda _line: None)
     project = Project.objects.create(slug="bench", name="Benchmark project")
     minutes = days * 1440
-    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    # The simulated minutes (up to ~35 after `end`) stay in the past: what is settled follows the window's end, not
+    # a clock that the simulation has run ahead of.
+    end = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=40)
     load_seconds = load(project.tenant_id, routes, versions, minutes, end)
     print(f"loaded {routes * versions} series x {minutes} minutes in {load_seconds:.0f} s", flush=True)
 
@@ -120,11 +123,22 @@ def child(routes: int, versions: int, days: int, warm_sweeps: int) -> dict[str, 
         result = sweep.sweep_project(project, now=at)
         return time.perf_counter() - wall, time.process_time() - cpu, result
 
-    settled_cache.clear()
+    from anomaly import finalised
+
+    def new_worker() -> None:
+        settled_cache.clear()
+        finalised._checked.clear()
+
+    new_worker()
+    first_wall, first_cpu, report = timed(end)
+    first_phases = {name: round(v, 2) for name, v in report.seconds.items()}
+    print(f"first sweep (backfills series_1m, then loads): {first_wall:.2f} s wall, {first_cpu:.2f} s CPU, "
+          f"phases {first_phases}", flush=True)
+    new_worker()
     cold_wall, cold_cpu, report = timed(end)
     cold_phases = {name: round(v, 2) for name, v in report.seconds.items()}
-    print(f"cold sweep (full 7-day rollup queries, fills the cache): {cold_wall:.2f} s wall, {cold_cpu:.2f} s CPU, "
-          f"phases {cold_phases}", flush=True)
+    print(f"cold sweep (new worker: settled minutes from series_1m, fills the cache): {cold_wall:.2f} s wall, "
+          f"{cold_cpu:.2f} s CPU, phases {cold_phases}", flush=True)
     warm: list[tuple[float, float]] = []
     phases: list[dict[str, float]] = []
     for k in range(1, warm_sweeps + 1):
@@ -135,14 +149,23 @@ def child(routes: int, versions: int, days: int, warm_sweeps: int) -> dict[str, 
         phases.append({name: round(v, 2) for name, v in report.seconds.items()})
         print(f"warm sweep {k} (window slid {k} min): {wall:.2f} s wall, {cpu:.2f} s CPU, phases {phases[-1]}",
               flush=True)
-    # A worker that just (re)started: nothing in its memory, but the disk tier written by the cold sweep's full
-    # queries (another worker's, in production) is there; only the minutes after its settled end are queried.
-    settled_cache.clear(memory_only=True)
-    k = warm_sweeps + 1
+    # The warm sweep at which the finalised end next moves on its grid: it finalises a batch of 30 settled minutes.
+    settled_minute = int((end - finalised.SETTLE).timestamp()) // 60
+    grid = int(finalised.FINALISE_EVERY.total_seconds()) // 60
+    k = warm_sweeps + 1 + (-(settled_minute + warm_sweeps + 1)) % grid
+    load(project.tenant_id, routes, versions, minutes, end, first=minutes + warm_sweeps, count=k - warm_sweeps,
+         optimize=False)
+    grid_wall, grid_cpu, grid_report = timed(end + timedelta(minutes=k))
+    grid_phases = {name: round(v, 2) for name, v in grid_report.seconds.items()}
+    print(f"warm sweep finalising a batch (window slid {k} min): {grid_wall:.2f} s wall, {grid_cpu:.2f} s CPU, "
+          f"phases {grid_phases}", flush=True)
+    # A worker that just (re)started: nothing in its memory; the settled minutes come from series_1m.
+    new_worker()
+    k += 1
     load(project.tenant_id, routes, versions, minutes, end, first=minutes + k - 1, count=1, optimize=False)
     restart_wall, restart_cpu, restart_report = timed(end + timedelta(minutes=k))
     restart_phases = {name: round(v, 2) for name, v in restart_report.seconds.items()}
-    print(f"restarted-worker sweep (disk tier): {restart_wall:.2f} s wall, {restart_cpu:.2f} s CPU, "
+    print(f"restarted-worker sweep (series_1m): {restart_wall:.2f} s wall, {restart_cpu:.2f} s CPU, "
           f"phases {restart_phases}", flush=True)
     leaders = Alert.objects.filter(project=project, incident__isnull=True).count()
     warm_wall = sorted(w for w, _ in warm)[len(warm) // 2] if warm else float("nan")
@@ -155,20 +178,24 @@ def child(routes: int, versions: int, days: int, warm_sweeps: int) -> dict[str, 
         "minutes": minutes,
         "load_seconds": round(load_seconds, 1),
         "rollup_queries_route_version_seconds": round(query_seconds, 2),
+        "first_sweep_with_backfill_seconds": {"wall": round(first_wall, 2), "cpu": round(first_cpu, 2),
+                                              "phases": first_phases},
         "cold_sweep_seconds": {"wall": round(cold_wall, 2), "cpu": round(cold_cpu, 2), "phases": cold_phases},
         "warm_sweep_seconds": [{"wall": round(w, 2), "cpu": round(c, 2)} for w, c in warm],
+        "warm_sweep_finalising_batch_seconds": {"wall": round(grid_wall, 2), "cpu": round(grid_cpu, 2),
+                                                "phases": grid_phases},
         "restarted_worker_sweep_seconds": {"wall": round(restart_wall, 2), "cpu": round(restart_cpu, 2),
                                            "phases": restart_phases},
         "warm_sweep_phase_wall_seconds": phases,
         "warm_sweep_median_wall_seconds": round(warm_wall, 2),
         "warm_sweep_median_cpu_seconds": round(warm_cpu, 2),
         "target_seconds": TARGET_SECONDS,
-        "target_applies_to": "the steady per-minute (warm) sweep: settled rollup minutes cached in the worker "
-                             "process, only the newest minutes queried. A restarted worker reads the settled minutes "
-                             "from the shared disk tier; a truly cold sweep (empty disk tier, new series, hourly "
-                             "TTL) re-reads and re-finalises the whole window's t-digests and misses the target",
-        "meets_target": warm_wall <= TARGET_SECONDS,
-        "cache": {"hits": settled_cache.hits, "misses": settled_cache.misses, "disk_hits": settled_cache.disk_hits},
+        "target_applies_to": "every sweep of a running system: warm (settled minutes in the worker's memory) and "
+                             "cold (new or restarted worker, settled minutes read finalised from series_1m). The "
+                             "first sweep of a project ever backfills series_1m once and is reported separately",
+        "meets_target": max(warm_wall, cold_wall, grid_wall, restart_wall) <= TARGET_SECONDS,
+        "meets_target_cpu": max(warm_cpu, cold_cpu, grid_cpu, restart_cpu) <= TARGET_SECONDS,
+        "cache": {"hits": settled_cache.hits, "misses": settled_cache.misses},
         "series_error_types": report.series.get("error_types"),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "detectors_run": report.detectors_run,
@@ -178,9 +205,9 @@ def child(routes: int, versions: int, days: int, warm_sweeps: int) -> dict[str, 
         "stepped_series": STEPPED_SERIES,
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "notes": "One CPU core (sched_setaffinity), embedded chDB, SQLite; every default-enabled periodic detector "
-                 "for route × version and per service. Sweep 1 is cold (empty per-process cache: full 7-day "
-                 "re-aggregation) and opens the alerts; each warm sweep follows one more inserted minute of "
-                 "rollups and refreshes them. The machine is shared with other engineers' jobs; see load_average.",
+                 "for route × version and per service. The first sweep backfills series_1m and opens the alerts; "
+                 "each warm sweep follows one more inserted minute of rollups and refreshes them. The machine is "
+                 "shared with other engineers' jobs (see load_average): CPU time is the steadier figure.",
     }
 
 

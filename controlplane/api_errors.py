@@ -11,11 +11,14 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from controlplane.tenancy import NoProjectAccess
+from dashboards.filters import TimeRangeError
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, NoProjectAccess):
         return Response({"detail": str(exc)}, status=403)
+    if isinstance(exc, TimeRangeError):
+        return Response({"detail": {exc.param: [str(exc)]}}, status=400)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

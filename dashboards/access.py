@@ -8,12 +8,12 @@ from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 
 from controlplane.models import Role
 from controlplane.tenancy import NoProjectAccess, ProjectAccess, access_for_request
-from dashboards.filters import Filters, filters_from_request
+from dashboards.filters import Filters, TimeRangeError, filters_from_request
 from ingestion.clickhouse.client import ClickHouseUnavailable
 
 View = Callable[..., HttpResponse]
@@ -39,7 +39,10 @@ def require_role(role: Role) -> Callable[[View], View]:
             if not access.allows(role):
                 raise PermissionDenied(f"This needs the {Role(role).label} role; you are {access.role.label}.")
             request.access = access  # type: ignore[attr-defined]
-            request.filters = filters_from_request(request)  # type: ignore[attr-defined]
+            try:
+                request.filters = filters_from_request(request)  # type: ignore[attr-defined]
+            except TimeRangeError as exc:
+                return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
             try:
                 return view(request, *args, **kwargs)
             except ClickHouseUnavailable as exc:

@@ -40,12 +40,32 @@ DIMENSION_LABELS: dict[str, str] = {
 }
 
 
-def _parse_time(value: str) -> datetime | None:
+# What ClickHouse's DateTime (seconds since the epoch, UInt32) can hold: a bound parameter outside it fails the
+# whole query ("Cannot parse DateTime"), so a custom range must lie inside.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2106, 2, 7, 6, 28, 15, tzinfo=UTC)
+
+
+class TimeRangeError(ValueError):
+    """A custom range bound that parses but lies outside what the stores can query; the caller answers 400."""
+
+    def __init__(self, param: str, value: str) -> None:
+        self.param = param
+        super().__init__(f"{param}={value!r} is outside the supported range "
+                         f"{EARLIEST.isoformat()} to {LATEST.isoformat()}")
+
+
+def _parse_time(param: str, value: str) -> datetime | None:
+    """An ISO 8601 instant (naive means UTC); None when unparseable (the default range applies), TimeRangeError
+    when it parses but is outside ClickHouse's DateTime range."""
     try:
         parsed = datetime.fromisoformat(value)
+        parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if not EARLIEST <= parsed <= LATEST:
+        raise TimeRangeError(param, value)
+    return parsed
 
 
 @dataclass(frozen=True)
@@ -95,11 +115,12 @@ class Filters:
 
 
 def filters_from_request(request: HttpRequest, now: datetime | None = None) -> Filters:
-    """Read ``range`` (or ``from``/``to``) and the dimension filters; bad values fall back to defaults."""
+    """Read ``range`` (or ``from``/``to``) and the dimension filters; bad values fall back to defaults, but a
+    ``from``/``to`` outside what ClickHouse can store raises :class:`TimeRangeError` (a 400 for pages and API)."""
     now = now or datetime.now(UTC)
     get = request.GET
-    start = _parse_time(get.get("from", "")) if get.get("from") else None
-    end = _parse_time(get.get("to", "")) if get.get("to") else None
+    start = _parse_time("from", get.get("from", "")) if get.get("from") else None
+    end = _parse_time("to", get.get("to", "")) if get.get("to") else None
     if start and end and start < end and end - start <= timedelta(days=400):
         range_key = "custom"
     else:

@@ -364,3 +364,63 @@ def user_rollup_backfill(t: Topology) -> str:
     ``make run`` and the deploy do).
     """
     return f"INSERT INTO {ROLLUP_USER_1H} " + _user_rollup_select(CALLS_TABLE)
+
+
+SERIES_1M = "series_1m"
+SERIES_1M_LEDGER = "series_1m_finalised"
+
+
+def series_1m(t: Topology) -> list[str]:
+    """Finalised per-minute metrics of every detector series, for minutes past the settle horizon.
+
+    Written only by :mod:`anomaly.finalised`: one row per project × grouping × series × minute with the quantiles
+    already computed (Float32, the type ``quantilesTDigestMerge`` returns) and the sums as the sweep reads them, so a
+    cold sweep scans plain floats instead of merging a week of t-digest states. Column names are the sweep's metric
+    names. A minute whose rollups changed after it was finalised (late spans) is written again with a higher
+    ``version``; readers use ``FINAL``. The ledger records which minutes are finalised and the rollup call count they
+    were finalised from (the commit record: written after the rows, compared with the rollups to find late data).
+    Both keep the rollups' TTL, so a minute is never in the ledger without its rows.
+    """
+    table, ledger = t.local(SERIES_1M), t.local(SERIES_1M_LEDGER)
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {table}{t.on_cluster} (
+    ProjectId LowCardinality(String),
+    Grouping LowCardinality(String),
+    Series UInt64,
+    Minute DateTime,
+    Environment LowCardinality(String),
+    Route LowCardinality(String),
+    ResponseModel LowCardinality(String),
+    ServiceName LowCardinality(String),
+    ErrorType LowCardinality(String),
+    calls Float64 CODEC(ZSTD(1)),
+    errors Float64 CODEC(ZSTD(1)),
+    streamed Float64 CODEC(ZSTD(1)),
+    input_tokens Float64 CODEC(ZSTD(1)),
+    output_tokens Float64 CODEC(ZSTD(1)),
+    cost Float64 CODEC(ZSTD(1)),
+    unpriced Float64 CODEC(ZSTD(1)),
+    duration_ms Float64 CODEC(ZSTD(1)),
+    latency_p95 Float32 CODEC(ZSTD(1)),
+    latency_p99 Float32 CODEC(ZSTD(1)),
+    ttft_p95 Float32 CODEC(ZSTD(1)),
+    type_errors Float64 CODEC(ZSTD(1)),
+    version UInt64
+) ENGINE = {t.engine('Replacing', SERIES_1M, 'version')}
+PARTITION BY toYYYYMMDD(Minute)
+ORDER BY (ProjectId, Grouping, Series, Minute)
+{ttl_days('Minute', settings.KEEL_ROLLUP_TTL_DAYS)}
+SETTINGS ttl_only_drop_parts = 1""",
+        *t.distributed(SERIES_1M, "cityHash64(ProjectId, Series)"),
+        f"""CREATE TABLE IF NOT EXISTS {ledger}{t.on_cluster} (
+    ProjectId LowCardinality(String),
+    Minute DateTime,
+    Calls UInt64,
+    version UInt64
+) ENGINE = {t.engine('Replacing', SERIES_1M_LEDGER, 'version')}
+PARTITION BY toYYYYMMDD(Minute)
+ORDER BY (ProjectId, Minute)
+{ttl_days('Minute', settings.KEEL_ROLLUP_TTL_DAYS)}
+SETTINGS ttl_only_drop_parts = 1""",
+        *t.distributed(SERIES_1M_LEDGER, "cityHash64(ProjectId)"),
+    ]

@@ -93,30 +93,6 @@ def test_cache_goes_cold_for_an_earlier_window_after_ttl_and_over_budget(traffic
     assert tiny.hits == 0  # an entry larger than the budget is never kept
 
 
-def test_a_fresh_process_reuses_the_disk_tier(traffic, ch, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A second cache on the same directory (another worker, or this one restarted) skips the full query."""
-    tenant = traffic.tenant_id
-    first = SettledCache(settle=timedelta(minutes=60), directory=tmp_path)
-    for grouping in (Grouping.ROUTE_VERSION, Grouping.ROUTE_VERSION_ERRORS):
-        families = BOTH if grouping == Grouping.ROUTE_VERSION else {Family.ERROR_TYPES}
-        _load(tenant, END, first, families, grouping)
-    assert len(list(tmp_path.glob("*.npz"))) == 2
-    second = SettledCache(settle=timedelta(minutes=60), directory=tmp_path)
-    _same(_load(tenant, END + 3, second), _load(tenant, END + 3, None))
-    errors = {Family.ERROR_TYPES}
-    _same(_load(tenant, END + 3, second, errors, Grouping.ROUTE_VERSION_ERRORS),
-          _load(tenant, END + 3, None, errors, Grouping.ROUTE_VERSION_ERRORS))
-    assert (second.hits, second.misses, second.disk_hits) == (2, 0, 2)
-    # A damaged file is a miss, never an error; clear() empties both tiers.
-    for path in tmp_path.glob("*.npz"):
-        path.write_bytes(b"not an npz")
-    third = SettledCache(settle=timedelta(minutes=60), directory=tmp_path)
-    _same(_load(tenant, END + 4, third), _load(tenant, END + 4, None))
-    assert (third.hits, third.misses) == (0, 1)
-    third.clear()
-    assert not list(tmp_path.glob("*.npz"))
-
-
 def test_tenants_do_not_share_entries(traffic, ch) -> None:  # type: ignore[no-untyped-def]
     from controlplane.models import Project
 
