@@ -69,6 +69,12 @@ def labels_of(grouping: Grouping) -> tuple[str, ...]:
     return tuple(_LABELS[k] for k in _KEYS[grouping])
 
 
+def key_columns(grouping: Grouping) -> tuple[str, ...]:
+    """The ClickHouse columns that identify a series of a grouping, in the order of :func:`labels_of` (the drift
+    jobs group ``llm_calls`` samples by them, so their series are the sweep's series)."""
+    return _KEYS[grouping]
+
+
 class Family(StrEnum):
     TRAFFIC = "traffic"
     LATENCY = "latency"
