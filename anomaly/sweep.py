@@ -84,7 +84,7 @@ def _volume(c: dict[str, FloatArray]) -> FloatArray:
 
 
 def _where_calls(c: dict[str, FloatArray], values: FloatArray) -> FloatArray:
-    return np.where(_calls(c) > 0, values, np.nan)
+    return np.where(c["calls"] > 0, values, np.nan)  # unknown calls compare False, as 0 does
 
 
 def _error_rate(c: dict[str, FloatArray]) -> Built:

@@ -88,12 +88,18 @@ def _nanmedian_across_days(reference: FloatArray) -> FloatArray:
             low = np.minimum(slabs[j], slabs[j + 1])
             np.maximum(slabs[j], slabs[j + 1], out=slabs[j + 1])
             slabs[j] = low
-    ordered = np.stack(slabs, axis=1)
-    lo = np.take_along_axis(ordered, np.maximum((valid - 1) // 2, 0)[:, None, :], axis=1)[:, 0, :]
-    hi = np.take_along_axis(ordered, np.maximum(valid // 2, 0)[:, None, :], axis=1)[:, 0, :]
-    hi = np.where(valid % 2 == 1, lo, hi)
+    lo = _pick(slabs, np.maximum((valid - 1) // 2, 0))
+    hi = np.where(valid % 2 == 1, lo, _pick(slabs, np.maximum(valid // 2, 0)))
     out = (lo + hi) / 2.0
     out[valid == 0] = np.nan
+    return out
+
+
+def _pick(slabs: list[FloatArray], rank: npt.NDArray[np.int64]) -> FloatArray:
+    """Elementwise ``slabs[rank]``: one masked copy per slab instead of stacking them into a 3-D array."""
+    out = slabs[0].copy()
+    for j in range(1, len(slabs)):
+        np.copyto(out, slabs[j], where=rank == j)
     return out
 
 
