@@ -68,7 +68,11 @@ DEFAULT_SCORE_MINUTES = 360
 
 
 def _calls(c: dict[str, FloatArray]) -> FloatArray:
-    return np.nan_to_num(c["calls"], nan=0.0)
+    """Calls per minute, 0 where unknown. Counts are finite, so two passes do what ``np.nan_to_num``'s six do;
+    infinities (never seen) still get its treatment."""
+    calls = c["calls"]
+    filled = np.where(np.isnan(calls), 0.0, calls)
+    return filled if np.isfinite(filled).all() else np.nan_to_num(calls, nan=0.0)
 
 
 def _volume(c: dict[str, FloatArray]) -> FloatArray:
@@ -80,7 +84,7 @@ def _volume(c: dict[str, FloatArray]) -> FloatArray:
 
 
 def _where_calls(c: dict[str, FloatArray], values: FloatArray) -> FloatArray:
-    return np.where(_calls(c) > 0, values, np.nan)
+    return np.where(c["calls"] > 0, values, np.nan)  # unknown calls compare False, as 0 does
 
 
 def _error_rate(c: dict[str, FloatArray]) -> Built:

@@ -74,6 +74,35 @@ def nanmedian_small_axis(values: FloatArray, axis: int) -> FloatArray:
     return out
 
 
+def _nanmedian_across_days(reference: FloatArray) -> FloatArray:
+    """Median ignoring NaN over axis 1 of (series, days, buckets) for a handful of days.
+
+    A compare-exchange network over whole (series, buckets) slabs sorts the days elementwise (NaN as +inf,
+    i.e. last, as :func:`nanmedian_small_axis` sorts them), so no transposed copy of the week is needed.
+    """
+    valid = np.isfinite(reference).sum(axis=1)
+    slabs = [np.where(np.isnan(reference[:, i, :]), np.inf, reference[:, i, :]) for i in range(reference.shape[1])]
+    k = len(slabs)
+    for end in range(k - 1, 0, -1):
+        for j in range(end):
+            low = np.minimum(slabs[j], slabs[j + 1])
+            np.maximum(slabs[j], slabs[j + 1], out=slabs[j + 1])
+            slabs[j] = low
+    lo = _pick(slabs, np.maximum((valid - 1) // 2, 0))
+    hi = np.where(valid % 2 == 1, lo, _pick(slabs, np.maximum(valid // 2, 0)))
+    out = (lo + hi) / 2.0
+    out[valid == 0] = np.nan
+    return out
+
+
+def _pick(slabs: list[FloatArray], rank: npt.NDArray[np.int64]) -> FloatArray:
+    """Elementwise ``slabs[rank]``: one masked copy per slab instead of stacking them into a 3-D array."""
+    out = slabs[0].copy()
+    for j in range(1, len(slabs)):
+        np.copyto(out, slabs[j], where=rank == j)
+    return out
+
+
 def _moving_nanmean(values: FloatArray, half_width: int) -> FloatArray:
     """Centered moving mean along the last axis, ignoring NaN and truncating the window at the edges."""
     if half_width <= 0:
@@ -120,8 +149,6 @@ def _seasonal_part(
         padded = np.full((n_series, (n_days - ref_first) * periods_per_day), np.nan, dtype=x.dtype)
         padded[:, : n_time - ref_first * periods_per_day] = x[:, ref_first * periods_per_day :]
         days = padded.reshape(n_series, n_days - ref_first, periods_per_day)
-    # (series, bucket-of-day, day): medians over days then run along the contiguous last axis.
-    by_bucket = np.ascontiguousarray(days.transpose(0, 2, 1))
     expected = np.full((n_series, n_days - first_day, periods_per_day), np.nan, dtype=x.dtype)
     scale = np.full_like(expected, np.nan)
     for day in range(max(min_days, first_day), n_days):
@@ -129,19 +156,21 @@ def _seasonal_part(
             lags = [lag for lag in WEEKLY_LAG_DAYS if lag <= day]
         else:
             lags = list(range(1, min(max_days, day) + 1))
-        reference_t = by_bucket[:, :, [day - lag - ref_first for lag in lags]]
-        median = nanmedian_small_axis(reference_t, axis=2)
+        # (series, day, bucket-of-day): only the reference days are gathered (whole-day slabs, no transposed
+        # copy of the week), and the median over days runs elementwise across buckets.
+        reference = days[:, [day - lag - ref_first for lag in lags], :]
+        median = _nanmedian_across_days(reference)
         k = len(lags)
         consistency, median_variance = _MEDIAN_OF_K[min(max(k, 2), 7)]
         # Noise is estimated on every 4th bucket and spread back: it varies over hours, not minutes.
-        deviation = np.abs(reference_t[:, ::_SCALE_SAMPLE_STRIDE, :] - median[:, ::_SCALE_SAMPLE_STRIDE, None])
+        deviation = np.abs(reference[:, :, ::_SCALE_SAMPLE_STRIDE] - median[:, None, ::_SCALE_SAMPLE_STRIDE])
         pooled = MAD_TO_SIGMA * nanmedian_small_axis(deviation.reshape(n_series, -1), axis=1)
         # Clipped mean absolute deviation around this time of day: robust to a past incident, local
         # enough to follow the daily swing in noise.
         clipped = np.fmin(deviation, 3.0 * pooled[:, None, None])
         finite = np.isfinite(clipped)
         with np.errstate(invalid="ignore", divide="ignore"):
-            per_bucket = np.where(finite, clipped, 0.0).sum(axis=2) / finite.sum(axis=2)
+            per_bucket = np.where(finite, clipped, 0.0).sum(axis=1) / finite.sum(axis=1)
         sampled_sigma = _moving_nanmean(per_bucket, max(1, scale_half_width // _SCALE_SAMPLE_STRIDE)) / consistency
         sigma = np.repeat(sampled_sigma, _SCALE_SAMPLE_STRIDE, axis=1)[:, :periods_per_day]
         smoothed = _moving_nanmean(median, smooth)

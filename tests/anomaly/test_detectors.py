@@ -203,3 +203,31 @@ def test_hourly_cadence_uses_seasonality_too() -> None:
     # The first three days run on the cold-start baseline; from day four on the seasonal one applies.
     seasonal_alerts = [f for f in fired(result) if f >= 3 * 24]
     assert [24 * 8 + 5 <= f <= 24 * 8 + 7 for f in seasonal_alerts] == [True]
+
+
+@pytest.mark.parametrize("days", [1, 2, 3, 4, 5, 6, 7])
+def test_median_across_days_is_the_nan_aware_median_of_the_transposed_days(days: int) -> None:
+    from anomaly.detectors.baseline import _nanmedian_across_days, nanmedian_small_axis
+
+    rng = np.random.default_rng(days)
+    reference = rng.normal(size=(5, days, 300))
+    reference[rng.random(reference.shape) < 0.3] = np.nan
+    reference[:, :, :10] = np.nan  # buckets with no reference day at all
+    expected = nanmedian_small_axis(np.ascontiguousarray(reference.transpose(0, 2, 1)), axis=2)
+    got = _nanmedian_across_days(reference)
+    assert np.isnan(got[:, :10]).all()
+    np.testing.assert_array_equal(got, expected)  # bit for bit: the sweep's results must not move
+
+
+def test_detect_batch_leaves_its_input_alone_and_treats_infinities_as_unknown() -> None:
+    values = seasonal_latency(3, days=4, n_series=2).reshape(2, -1)
+    calls = np.full(values.shape, 50.0)
+    values[1, -30] = np.inf
+    before = values.copy()
+    grid, score_from = timestamps(values.shape[1]), values.shape[1] - 60
+    with_inf = detect_batch(values, grid, "latency", counts=calls, score_from=score_from)
+    np.testing.assert_array_equal(values, before)
+    cleaned = np.where(np.isinf(values), np.nan, values)
+    with_nan = detect_batch(cleaned, grid, "latency", counts=calls, score_from=score_from)
+    np.testing.assert_array_equal(with_inf.severity, with_nan.severity)
+    assert with_inf.severity[1, -30] == 0.0
