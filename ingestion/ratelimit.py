@@ -2,7 +2,7 @@
 
 Each Keel process keeps its own buckets, so with N processes a project may briefly reach N× its limit; a shared
 (Redis) bucket would fix that at the cost of a round trip per request. The limit comes from
-``Project.ingest_rate_limit`` (0 = unlimited), re-read every few seconds.
+``Project.ingest_rate_limit`` (0 = unlimited), read through :mod:`ingestion.project_settings` (cached a few seconds).
 """
 
 from __future__ import annotations
@@ -48,11 +48,6 @@ class RateLimiter:
                 bucket.tokens -= records
                 return 0.0
             return (needed - bucket.tokens) / bucket.rate
-
-
-def project_rate_limit(tenant: str) -> int:
-    """``Project.ingest_rate_limit`` by tenant id; cached a few seconds (:mod:`ingestion.project_settings`)."""
-    return project_settings.ingest_settings(tenant).rate_limit
 
 
 def clear_cache() -> None:
