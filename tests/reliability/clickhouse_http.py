@@ -27,6 +27,13 @@ for clickhouse-connect to work against it unchanged:
 * ``GET /ping`` → ``Ok.``; HTTP/1.1 keep-alive; user/password checked (Basic auth, ``X-ClickHouse-User``/``-Key``
   headers or ``user``/``password`` parameters).
 
+Faults (test-only, on the path ``/_fixture/fault``, which no ClickHouse has): ``POST /_fixture/fault?action=crash|drop
+&when=before|after&table=REGEX&nth=N`` arms a one-shot fault on the N-th following ``INSERT … FORMAT`` into a table
+matching REGEX: ``crash`` SIGKILLs the whole process (in-flight requests die, new connections are refused until it
+is started again), ``drop`` closes that one connection without an answer and keeps serving; ``before`` fires when
+the request has been received and nothing was stored, ``after`` once the engine has stored the insert (stored but
+never acknowledged — the case a retry must not store twice).
+
 Not covered: sessions (``session_id`` is refused, Keel does not use them), external data tables, progress headers
 while a query runs, the native TCP protocol, clusters and replication, and anything a real server process does
 beyond its engine (its own crash recovery, memory limits, server-level settings, users and quotas).
@@ -112,6 +119,27 @@ class QueryFailed(Exception):
 
 
 @dataclass
+class ArmedFault:
+    """A one-shot fault on the ``nth`` matching insert (see the module docstring)."""
+
+    action: str  # "crash" | "drop"
+    when: str  # "before" | "after"
+    table: re.Pattern[str]
+    nth: int = 1
+    seen: int = 0
+
+    def fires(self, target: str) -> bool:
+        if not self.table.search(target):
+            return False
+        self.seen += 1
+        return self.seen == self.nth
+
+
+class DropConnection(Exception):
+    """Close the client's connection without an answer."""
+
+
+@dataclass
 class ParsedRequest:
     """What one HTTP request asks the engine to do."""
 
@@ -123,6 +151,7 @@ class ParsedRequest:
     query_id: str
     insert_data: bytes | None = None  # data after `INSERT … FORMAT X`, run through a temporary INFILE
     insert_format: str = ""
+    insert_target: str = ""
     response_encodings: list[str] = field(default_factory=list)
 
 
@@ -201,7 +230,18 @@ class ChdbHttpServer(ThreadingHTTPServer):
         info = self.engine.query("SELECT version(), timezone()", "TabSeparated").bytes().decode().split()
         self.version, self.timezone = info[0], info[1]
         self.encodings = _response_encodings()
+        self.fault: ArmedFault | None = None
+        self.fault_lock = threading.Lock()
         super().__init__(address, Handler)
+
+    def take_fault(self, target: str, when: str) -> ArmedFault | None:
+        """The armed fault if it fires for this insert at this moment (then disarmed)."""
+        with self.fault_lock:
+            fault = self.fault
+            if fault is None or fault.when != when or not fault.fires(target):
+                return None
+            self.fault = None
+            return fault
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -255,6 +295,9 @@ class Handler(BaseHTTPRequestHandler):
             if url.path.rstrip("/") == "/ping":
                 self._send(200, b"Ok.\n", {"Content-Type": "text/html; charset=UTF-8"})
                 return
+            if url.path == "/_fixture/fault":
+                self._arm(dict(parse_qsl(url.query)))
+                return
             if url.path not in ("", "/"):
                 raise QueryFailed(f"There is no handle {url.path}", 1002, "UNKNOWN_EXCEPTION")
             params = dict(parse_qsl(url.query, keep_blank_values=True))
@@ -264,7 +307,9 @@ class Handler(BaseHTTPRequestHandler):
             self._authenticate(params)
             request = self._parse(params, body)
             query_id = request.query_id or query_id
+            self._inject(request, "before")
             result_body, fmt, summary = self._execute(request)
+            self._inject(request, "after")
             headers = {"X-ClickHouse-Query-Id": query_id, "X-ClickHouse-Timezone": self.server.timezone,
                        "X-ClickHouse-Server-Display-Name": "chdb-http-fixture",
                        "X-ClickHouse-Summary": json.dumps(summary)}
@@ -284,8 +329,31 @@ class Handler(BaseHTTPRequestHandler):
             self._send(_STATUS_BY_ERROR.get(exc.name, 500), exc.body(self.server.version), {
                 "X-ClickHouse-Exception-Code": str(exc.code), "X-ClickHouse-Query-Id": query_id,
                 "Content-Type": "text/plain; charset=UTF-8"})
+        except DropConnection:
+            self.close_connection = True
+            self.connection.shutdown(2)
         except (ConnectionError, TimeoutError):
             self.close_connection = True
+
+    def _arm(self, params: dict[str, str]) -> None:
+        action, when = params.get("action", "crash"), params.get("when", "after")
+        if action not in ("crash", "drop") or when not in ("before", "after"):
+            self._send(400, b"action must be crash|drop, when before|after\n", {})
+            return
+        with self.server.fault_lock:
+            self.server.fault = ArmedFault(action, when, re.compile(params.get("table", ".")),
+                                           int(params.get("nth", "1")))
+        self._send(200, b"armed\n", {})
+
+    def _inject(self, request: ParsedRequest, when: str) -> None:
+        if request.insert_data is None:
+            return
+        fault = self.server.take_fault(request.insert_target, when)
+        if fault is None:
+            return
+        if fault.action == "crash":
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise DropConnection
 
     def _authenticate(self, params: dict[str, str]) -> None:
         user, password = params.get("user", ""), params.get("password", "")
@@ -345,6 +413,7 @@ class Handler(BaseHTTPRequestHandler):
             request.sql = b"INSERT INTO " + target + b" FROM INFILE {infile}" + clause + b" FORMAT " + insert.group("fmt")
             request.insert_data = text[insert.end():]
             request.insert_format = insert.group("fmt").decode()
+            request.insert_target = target.decode(errors="replace")
         return request
 
     def _execute(self, request: ParsedRequest) -> tuple[bytes, str, dict[str, str]]:
@@ -448,6 +517,23 @@ class ClickHouseHttpProcess:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"the ClickHouse HTTP fixture did not answer /ping in {timeout:.0f} s")
+
+    def arm(self, action: str, when: str, table: str, nth: int = 1) -> None:
+        """Arm a one-shot fault on the ``nth`` next insert into a table matching ``table`` (module docstring)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn.request("POST", f"/_fixture/fault?action={action}&when={when}&table={table}&nth={nth}")
+        response = conn.getresponse()
+        if response.status != 200:
+            raise RuntimeError(f"arming the fault failed: {response.status} {response.read()!r}")
+
+    def wait_exit(self, timeout: float) -> bool:
+        """True once the process has exited (a ``crash`` fault fired) within ``timeout`` seconds."""
+        assert self.process is not None
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def kill(self) -> None:
         """SIGKILL: in-flight requests die with their connections, new ones are refused."""
