@@ -114,7 +114,9 @@ class QueryFailed(Exception):
         return cls(text, int(code.group(1)) if code else 1002, name.group(1) if name else "UNKNOWN_EXCEPTION")
 
     def body(self, version: str) -> bytes:
-        text = str(self) if str(self).startswith("Code: ") else f"Code: {self.code}. DB::Exception: {self}. ({self.name})"
+        text = str(self)
+        if not text.startswith("Code: "):
+            text = f"Code: {self.code}. DB::Exception: {text}. ({self.name})"
         return f"{text} (version {version})\n".encode()
 
 
@@ -152,6 +154,7 @@ class ParsedRequest:
     insert_data: bytes | None = None  # data after `INSERT … FORMAT X`, run through a temporary INFILE
     insert_format: str = ""
     insert_target: str = ""
+    insert_settings: bytes = b""  # a SETTINGS clause written before FORMAT, moved after FROM INFILE
     response_encodings: list[str] = field(default_factory=list)
 
 
@@ -248,7 +251,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: ChdbHttpServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     # --- HTTP ---------------------------------------------------------------------------------------------------
@@ -407,10 +410,9 @@ class Handler(BaseHTTPRequestHandler):
         if insert:
             target = insert.group("target")
             tail = _SETTINGS_TAIL.match(target)
-            clause = b""
             if tail:
-                target, clause = tail.group("target"), b" SETTINGS " + tail.group("settings")
-            request.sql = b"INSERT INTO " + target + b" FROM INFILE {infile}" + clause + b" FORMAT " + insert.group("fmt")
+                target, request.insert_settings = tail.group("target"), tail.group("settings")
+            request.sql = b"INSERT INTO " + target
             request.insert_data = text[insert.end():]
             request.insert_format = insert.group("fmt").decode()
             request.insert_target = target.decode(errors="replace")
@@ -428,7 +430,8 @@ class Handler(BaseHTTPRequestHandler):
                 with tempfile.NamedTemporaryFile(suffix=".data", delete=False) as tmp:
                     tmp.write(request.insert_data)
                     infile = tmp.name
-                sql = sql.replace("{infile}", _quote(infile), 1)
+                clause = f" SETTINGS {request.insert_settings.decode()}" if request.insert_settings else ""
+                sql = f"{sql} FROM INFILE {_quote(infile)}{clause} FORMAT {request.insert_format}"
             conn.query(f"USE `{request.database.replace('`', '')}`", "TabSeparated")
             for name, value in request.settings.items():
                 conn.query(f"SET {name} = {_quote(value)}", "TabSeparated")

@@ -213,3 +213,22 @@ def test_clickhouse_killed_mid_stream_exporter_retries_and_every_span_is_stored_
     assert first.status_code == again.status_code == 200, (first.content[:300], again.content[:300])
     assert_stored_exactly_once(stored(ch, tenant), stream.sent | body_ids(refused_body))
     assert server.stop() == 0
+
+
+def test_connection_dropped_after_a_stored_insert_is_not_stored_twice(
+        keel: tuple[load.Server, str, str], clickhouse_http: ClickHouseHttpProcess) -> None:
+    """ClickHouse stores an ingest insert, then the connection drops before the answer (a proxy timing out, a
+    network cut) while the server keeps running. The span must be stored once: whoever retries (the driver, or the
+    exporter after Keel's 503) must go through Keel's duplicate check, not replay the insert blindly."""
+    server, key, tenant = keel
+    body = export_request(5, seed=23)
+    clickhouse_http.arm("drop", "after", LANDING, nth=1)
+    answers = [post(server, key, body)]
+    while answers[-1].status_code != 200 and len(answers) < 5:  # what the OTel exporter does, after Retry-After
+        assert answers[-1].status_code == 503, answers[-1].content[:300]
+        time.sleep(float(answers[-1].headers["Retry-After"]))
+        answers.append(post(server, key, body))
+    statuses = [a.status_code for a in answers]
+    assert statuses[0] == 503 and statuses[-1] == 200, statuses  # the dropped answer is a 503, not a blind replay
+    assert answers[0].headers["Retry-After"] == str(RETRY_AFTER)
+    assert_stored_exactly_once(stored(clickhouse_http, tenant), body_ids(body))
