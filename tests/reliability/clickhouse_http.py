@@ -20,7 +20,8 @@ for clickhouse-connect to work against it unchanged:
   ``wait_end_of_query`` … behave per request;
 * the response in the format the query asks for, ``X-ClickHouse-Query-Id``, ``X-ClickHouse-Format`` (only for
   statements that produce a result), ``X-ClickHouse-Summary``, ``X-ClickHouse-Timezone``; response compression when
-  ``enable_http_compression=1`` and the client accepts lz4/zstd/gzip/deflate;
+  ``enable_http_compression`` is on (the request's value, else the engine's default) and the client accepts
+  lz4/zstd/gzip/deflate;
 * errors as ``Code: N. DB::Exception: … (NAME) (version V)`` with ``X-ClickHouse-Exception-Code: N`` and HTTP 500
   (400 for syntax/parse errors, 404 for unknown tables/databases, 403 for a wrong user or password — the statuses
   ClickHouse's HTTP handler gives these codes);
@@ -233,6 +234,11 @@ class ChdbHttpServer(ThreadingHTTPServer):
         info = self.engine.query("SELECT version(), timezone()", "TabSeparated").bytes().decode().split()
         self.version, self.timezone = info[0], info[1]
         self.encodings = _response_encodings()
+        # Compress responses by the engine's own default (1 since ClickHouse 25), as clickhouse-connect expects
+        # when it reads that default from system.settings and then sends only Accept-Encoding.
+        self.http_compression = self.engine.query(
+            "SELECT value FROM system.settings WHERE name = 'enable_http_compression'", "TabSeparated"
+        ).bytes().decode().strip()
         self.fault: ArmedFault | None = None
         self.fault_lock = threading.Lock()
         super().__init__(address, Handler)
@@ -249,6 +255,7 @@ class ChdbHttpServer(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 30  # idle keep-alive connections are closed after this long, like ClickHouse's keep_alive_timeout
     server: ChdbHttpServer
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -285,7 +292,7 @@ class Handler(BaseHTTPRequestHandler):
         for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("Keep-Alive", "timeout=10")
+        self.send_header("Keep-Alive", f"timeout={self.timeout}")
         self.end_headers()
         if not head:
             self.wfile.write(body)
@@ -321,7 +328,7 @@ class Handler(BaseHTTPRequestHandler):
                 headers["Content-Type"] = _CONTENT_TYPES.get(fmt, "application/octet-stream")
             else:
                 headers["Content-Type"] = "text/plain; charset=UTF-8"
-            if request.settings.get("enable_http_compression") == "1":
+            if request.settings.get("enable_http_compression", self.server.http_compression) == "1":
                 for encoding in request.response_encodings:
                     if encoding in self.server.encodings:
                         result_body = _compress(result_body, encoding)
