@@ -171,14 +171,24 @@ def _decompress(data: bytes, encoding: str) -> bytes:
         return gzip.decompress(data)
     if encoding == "deflate":
         return zlib.decompress(data)
-    if encoding == "lz4":
+    if encoding == "lz4":  # clickhouse-connect compresses each block of a large insert as its own frame
         import lz4.frame
 
-        return bytes(lz4.frame.decompress(data))
+        out = []
+        while data:
+            frames = lz4.frame.LZ4FrameDecompressor()
+            out.append(frames.decompress(data))
+            data = frames.unused_data
+        return b"".join(out)
     if encoding == "zstd":
-        from clickhouse_connect.driver.compression import _zstd_decompress
+        from clickhouse_connect.driver.compression import _zstd_decompressor
 
-        return bytes(_zstd_decompress(data))
+        out = []
+        while data:
+            zstd_frames = _zstd_decompressor()
+            out.append(zstd_frames.decompress(data))
+            data = zstd_frames.unused_data
+        return b"".join(out)
     raise QueryFailed(f"Unknown Content-Encoding of HTTP request: {encoding}", 1, "UNKNOWN_EXCEPTION")
 
 

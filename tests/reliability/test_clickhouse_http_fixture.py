@@ -70,6 +70,17 @@ def test_clickhouse_connect_round_trips_types_parameters_settings_and_inserts(
         clickhouse_connect.get_client(host="127.0.0.1", port=fixture_server.port, password="wrong")
 
 
+@pytest.mark.parametrize("compress", ["lz4", "zstd", "gzip", False])
+def test_a_large_insert_in_many_compressed_blocks_arrives_whole(fixture_server: ClickHouseHttpProcess,
+                                                                 compress: str | bool) -> None:
+    """clickhouse-connect sends a large insert as many blocks, each its own lz4/zstd frame: all of them count."""
+    c = connect(fixture_server, compress=compress)
+    table = f"big_{compress or 'plain'}"
+    c.command(f"CREATE TABLE {table} (a UInt64, s String) ENGINE = MergeTree ORDER BY a")
+    c.insert(table, [[i, "x" * 20] for i in range(300_000)], column_names=["a", "s"])
+    assert c.query(f"SELECT count(), sum(a) FROM {table}").result_rows == [(300_000, 299_999 * 300_000 // 2)]
+
+
 def test_http_headers_errors_compression_and_ping(fixture_server: ClickHouseHttpProcess) -> None:
     ok = raw(fixture_server, {"query_id": "q-1", "param_n": "3", "max_threads": "1"},
              b"SELECT number FROM numbers({n:UInt8}) FORMAT JSONEachRow")
