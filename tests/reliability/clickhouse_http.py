@@ -23,8 +23,9 @@ for clickhouse-connect to work against it unchanged:
   ``enable_http_compression`` is on (the request's value, else the engine's default) and the client accepts
   lz4/zstd/gzip/deflate;
 * errors as ``Code: N. DB::Exception: … (NAME) (version V)`` with ``X-ClickHouse-Exception-Code: N`` and HTTP 500
-  (400 for syntax/parse errors, 404 for unknown tables/databases, 403 for a wrong user or password — the statuses
-  ClickHouse's HTTP handler gives these codes);
+  (400 for syntax/parse errors, 404 for unknown tables/databases, 403 for a wrong user or password: a subset of
+  ClickHouse's code → status mapping; clickhouse-connect itself reads only the exception-code header and treats
+  429/503/504 as retryable);
 * ``GET /ping`` → ``Ok.``; HTTP/1.1 keep-alive; user/password checked (Basic auth, ``X-ClickHouse-User``/``-Key``
   headers or ``user``/``password`` parameters).
 
@@ -36,7 +37,8 @@ the request has been received and nothing was stored, ``after`` once the engine 
 never acknowledged — the case a retry must not store twice).
 
 Not covered: sessions (``session_id`` is refused, Keel does not use them), external data tables, progress headers
-while a query runs, the native TCP protocol, clusters and replication, and anything a real server process does
+while a query runs, ``client_protocol_version`` (ignored: Native output is that of protocol 0, which clickhouse-connect
+detects and accepts), the native TCP protocol, clusters and replication, and anything a real server process does
 beyond its engine (its own crash recovery, memory limits, server-level settings, users and quotas).
 
 Run ``python -m tests.reliability.clickhouse_http --port P --path DIR``; :class:`ClickHouseHttpProcess` starts it as
