@@ -41,16 +41,17 @@ RESULT = ROOT / "benchmarks" / "results" / "load.json"
 PROJECT = "load"
 
 
-def server_env(var: Path) -> dict[str, str]:
-    """A clean environment for a Keel process with its own var dir (SQLite + chDB under ``var``)."""
+def server_env(var: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A clean environment for a Keel process with its own var dir (SQLite + chDB under ``var``), plus ``extra``
+    (e.g. ``KEEL_CLICKHOUSE_URL`` for server mode)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KEEL_", "DJANGO_")) and k not in {
         "DATABASE_URL", "SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "CELERY_BROKER_URL"}}
-    env.update({"KEEL_VAR_DIR": str(var), "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)})
+    env.update({"KEEL_VAR_DIR": str(var), "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT), **(extra or {})})
     return env
 
 
-def manage(var: Path, *args: str, timeout: float = 300) -> str:
-    done = subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=server_env(var), cwd=ROOT,
+def manage(var: Path, *args: str, timeout: float = 300, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=server_env(var, env), cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed: {done.stderr[-2000:]}")
@@ -70,6 +71,7 @@ class Server:
     var: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)  # added to server_env(var)
 
     @property
     def url(self) -> str:
@@ -83,7 +85,7 @@ class Server:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, str(ROOT / "manage.py"), "serve", "--no-demo", "--port", str(self.port)],
-                cwd=ROOT, env=server_env(self.var), stdout=out, stderr=subprocess.STDOUT)
+                cwd=ROOT, env=server_env(self.var, self.env), stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -116,17 +118,17 @@ class Server:
         return float("nan")
 
 
-def prepare(var: Path, project: str = PROJECT) -> tuple[str, str]:
+def prepare(var: Path, project: str = PROJECT, env: dict[str, str] | None = None) -> tuple[str, str]:
     """Migrate the Django database, create the project and an ingest+read key; returns (key, tenant_id).
 
     Creating a project syncs it to ClickHouse (``keel_projects``), so both schemas are migrated first.
     """
-    manage(var, "migrate", "-v0")
-    manage(var, "migrate_clickhouse")
+    manage(var, "migrate", "-v0", env=env)
+    manage(var, "migrate_clickhouse", env=env)
     out = manage(var, "shell", "-c", (
         "from controlplane.models import Project; from controlplane.apikeys import issue_key; "
         f"p, _ = Project.objects.get_or_create(slug={project!r}, defaults={{'name': {project!r}}}); "
-        "print(issue_key(p, ['ingest', 'read']).secret, p.tenant_id)"))
+        "print(issue_key(p, ['ingest', 'read']).secret, p.tenant_id)"), env=env)
     key, tenant = out.split()[-2:]
     return key, tenant
 

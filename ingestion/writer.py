@@ -258,8 +258,13 @@ class BatchWriter:
             parts.append(wrapped)
         started = time.perf_counter()
         try:
+            # A one-shot iterator, not bytes: clickhouse-connect's HTTP client replays a bytes body once when the
+            # connection drops before the answer, even if the server had already stored it, and the replay would
+            # bypass the duplicate check above (llm_calls and the rollups counted the batch twice). An iterator
+            # cannot be replayed, so a dropped answer becomes a 503 and the exporter's retry is deduplicated.
             client.raw_insert(
-                table, columns, insert_block=b"".join(parts), fmt="Protobuf", settings=landing.insert_settings(message),
+                table, columns, insert_block=iter([b"".join(parts)]), fmt="Protobuf",
+                settings=landing.insert_settings(message),
             )
         except Exception:
             INSERT_FAILURES.inc()

@@ -9,7 +9,8 @@ lost, nothing twice. Other fault scenarios live beside the code they exercise an
 - the gateway adapter failing → action failed, previous revision active, alert raised:
   tests/gateway/test_push_adapters.py::test_failed_push_keeps_the_previous_revision_and_pages and
   ::test_unreachable_gateway_fails_cleanly;
-- the Celery worker killed mid-task and Redis restarted: tests/reliability/test_worker_faults.py.
+- the Celery worker killed mid-task and Redis restarted: tests/reliability/test_worker_faults.py;
+- server-mode ClickHouse killed mid-stream and restarted: tests/reliability/test_clickhouse_server_mode.py.
 """
 
 from __future__ import annotations
@@ -148,9 +149,9 @@ def _closed_port() -> int:
 def test_server_mode_clickhouse_down_is_503_retry_after_nothing_stored_and_not_ready(
         live_keel, project, settings, fault) -> None:  # type: ignore[no-untyped-def]
     """Server mode (``KEEL_CLICKHOUSE_URL=http://…``, the real clickhouse-connect driver) with the ClickHouse port
-    refusing connections, or accepting and dropping them. No real clickhouse-server can be installed from this
-    machine's package registries (benchmarks/RELIABILITY.md says what was checked), so recovery from a restarted
-    server is not exercised here; the embedded test above covers retry-and-store-once through the same 503 path."""
+    refusing connections, or accepting and dropping them: nothing is stored. Recovery (ClickHouse killed
+    mid-stream, restarted, every span stored once) is in tests/reliability/test_clickhouse_server_mode.py, against
+    the ClickHouse engine behind its HTTP protocol, since no real clickhouse-server can be installed here."""
     from controlplane.metrics import REGISTRY
 
     def metric(name: str, labels: dict[str, str]) -> float:
