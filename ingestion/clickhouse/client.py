@@ -19,7 +19,6 @@ from urllib.parse import unquote, urlparse
 
 import clickhouse_connect
 import numpy as np
-import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError, OperationalError
 
@@ -148,21 +147,6 @@ def get_client() -> Client:
             raise ClickHouseUnavailable(f"cannot reach ClickHouse at {tgt.host}:{tgt.port}: {exc}") from exc
         cache[tgt] = client
     return client
-
-
-def arrow_batches(sql: str, parameters: dict[str, Any]) -> list[pa.RecordBatch]:
-    """A query's result as Arrow record batches read in place from the ``ArrowStream`` bytes.
-
-    For wide numeric results (the detectors read ~10M rows × 10 columns) this skips the copy of every column the
-    driver's ``query_arrow`` makes, and batches can be consumed one by one without concatenating columns.
-    """
-    # Uncompressed: the default (lz4) costs a compression and a decompression of every byte, in the same process
-    # for chDB.
-    data = get_client().raw_query(sql, parameters=parameters, fmt="ArrowStream",
-                                  settings={"output_format_arrow_compression_method": "none"})
-    if not data:
-        return []
-    return list(pa.ipc.open_stream(pa.py_buffer(data)))
 
 
 def numpy_column_blocks(sql: str, parameters: dict[str, Any]) -> Iterator[list[np.ndarray[Any, Any]]]:
