@@ -1,9 +1,9 @@
 """Rollup reads for the detectors: one ClickHouse query per metric family, every series of a project at once.
 
 A family query groups ``rollups_1m`` by a numeric series hash and the minute (string keys make ClickHouse's hash
-table several times slower at 10M groups), re-aggregates (``sum``, ``quantilesMerge``) and comes back as Arrow
-columns, which are scattered into (series × minutes) numpy matrices on a shared grid. Series labels come from one
-small query. Every query is bound to the tenant; a query object cannot be built without one.
+table several times slower at 10M groups), re-aggregates (``sum``, ``quantilesMerge``) and is streamed back in
+Native blocks of numpy columns, which are scattered into (series × minutes) numpy matrices on a shared grid.
+Series labels come from one small query. Every query is bound to the tenant; a query object cannot be built without one.
 
 With ``settled_until`` (what :func:`anomaly.finalised.finalise_settled` guarantees is finalised), the minutes before
 it are read as plain floats from ``series_1m`` and only the rest is re-aggregated from ``rollups_1m``: the same
