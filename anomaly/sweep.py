@@ -50,6 +50,7 @@ from anomaly.rollups import (
     Window,
     labels_of,
     load_series,
+    load_stacked,
     settled_cache,
 )
 from anomaly.series import safe_ratio
@@ -213,11 +214,14 @@ def sweep_project(
         settled_until = _finalise(project, window, cache)
         report.seconds["finalise"] = time.perf_counter() - began
         began = time.perf_counter()
-        matrices = [load_series(project.tenant_id, grouping, window, families, cache, settled_until=settled_until)
-                    for grouping in groupings]
+        # Every grouping shares the grid, so each detector runs once over all of them (its time loop is the cost);
+        # the groupings are loaded straight into the rows of that batch.
+        matrices, stacked = load_stacked(project.tenant_id, groupings, window, families, cache,
+                                         settled_until=settled_until)
         report.series = {m.grouping.value: len(m) for m in matrices}
-        # Every grouping shares the grid, so each detector runs once over all of them (its time loop is the cost).
-        batch = stack_matrices(matrices)
+        batch = Batch([{**key, "grouping": m.grouping.value} for m in matrices for key in m.keys],
+                      np.concatenate([m.total_calls for m in matrices]) if matrices else np.zeros(0), stacked,
+                      window.timestamps())
         by_type = batch
         if any(spec.by_error_type for spec in enabled):
             by_type = error_type_batch(project.tenant_id, matrices, window, cache, settled_until=settled_until)
@@ -287,11 +291,20 @@ def stack_matrices(matrices: list[SeriesMatrix]) -> Batch:
     keys = [{**key, "grouping": m.grouping.value} for m in matrices for key in m.keys]
     names = set().union(*(m.columns for m in matrices))
     width = matrices[0].window.minutes
-    columns = {
-        name: np.vstack([m.columns.get(name, np.full((len(m), width), np.nan)) for m in matrices])
-        if keys else np.zeros((0, width))
-        for name in names
-    }
+    columns: dict[str, FloatArray] = {}
+    for name in names:
+        # One preallocated array per column, each grouping copied into its rows (a default built eagerly for
+        # every grouping, then vstacked, cost a fresh week-wide allocation per column and grouping).
+        column = np.empty((len(keys), width)) if keys else np.zeros((0, width))
+        row = 0
+        for m in matrices:
+            part = m.columns.get(name)
+            if part is None:
+                column[row:row + len(m)] = np.nan
+            else:
+                column[row:row + len(m)] = part
+            row += len(m)
+        columns[name] = column
     total = np.concatenate([m.total_calls for m in matrices]) if keys else np.zeros(0)
     return Batch(keys, total, columns, matrices[0].timestamps)
 
