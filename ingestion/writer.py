@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -103,9 +104,34 @@ class StoredKeys:
         tenants = [t for t, keys in keys_by_tenant.items() if keys]
         if not tenants:
             return set()
-        keys = ",".join(sorted(set().union(*(keys_by_tenant[t] for t in tenants))))
+        keys = _keys_parameter(",".join(sorted(set().union(*(keys_by_tenant[t] for t in tenants)))))
         rows = client.query(sql, parameters={"projects": tenants, "keys": keys, **extra}).result_rows
         return {(str(p), str(k)) for p, k in rows}
+
+
+class _BoundKeys:
+    """The comma-joined keys as a bound ``String`` parameter, without the driver's escaping pass.
+
+    The driver escapes a ``str`` parameter character by character in Python: for the ~400 KB of keys of a large
+    batch that cost more CPU than the lookup itself (~50 ms of the writer thread per 8,000 spans). Span keys are
+    lowercase hex and request ids sha256 hex, so nothing in them needs escaping; :func:`_keys_parameter` checks
+    that, and the value is still sent as a bound parameter (the driver formats a type it does not know with
+    ``str()``).
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+_NOTHING_TO_ESCAPE = re.compile(r"[0-9a-f,]*")
+
+
+def _keys_parameter(keys: str) -> object:
+    """``keys`` bound without the escaping pass when it needs none (always, for Keel's keys), else as is."""
+    return _BoundKeys(keys) if _NOTHING_TO_ESCAPE.fullmatch(keys) else keys
 
 
 class BatchWriter:

@@ -127,3 +127,20 @@ def test_a_span_resent_in_another_request_is_found_by_its_minute(project) -> Non
                   ).result(30)
     assert count_spans(project.tenant_id) == 4
     assert count_calls(project.tenant_id) == 4
+
+
+def test_stored_keys_are_bound_without_the_drivers_escaping_pass_and_still_match() -> None:
+    """Hex keys skip the driver's per-character escaping (its cost grew with the batch) but stay a bound parameter
+    with the same value; anything needing escapes falls back to the plain string."""
+    from clickhouse_connect.driver.binding import format_bind_value
+
+    from ingestion.writer import _keys_parameter
+
+    keys = "0af3" * 12 + "," + "b" * 48
+    bound = _keys_parameter(keys)
+    assert not isinstance(bound, str) and format_bind_value(bound) == keys
+    echoed = get_client().query("SELECT {keys:String}", parameters={"keys": bound}).result_rows[0][0]
+    assert echoed == keys
+    assert _keys_parameter("it's") == "it's"
+    quoted = get_client().query("SELECT {k:String}", parameters={"k": _keys_parameter("it's")}).result_rows[0][0]
+    assert quoted == "it's"
