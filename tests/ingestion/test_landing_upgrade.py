@@ -1,4 +1,5 @@
-"""Migration 0007 swaps the traces landing views of an existing store for the current flattening SELECT."""
+"""Migration 0007 swaps the traces landing views of an existing store for the current flattening SELECT and
+makes the wide tables merge vertically."""
 
 from __future__ import annotations
 
@@ -25,13 +26,17 @@ UPGRADE_SCRIPT = textwrap.dedent("""
     before = ["toLowCardinality" in query(t) for t, _ in views]
     applied = [m.version for m in migrate(log=lambda _l: None)]
     after = ["toLowCardinality" in query(t) for t, _ in views]
-    print(json.dumps({"applied": applied, "before": before, "after": after}))
+    ddl = lambda t: ch.query("SELECT create_table_query FROM system.tables WHERE name = {n:String}",
+                             parameters={"n": t}).result_rows[0][0]
+    vertical = ["vertical_merge_algorithm_min_rows_to_activate = 1" in ddl(t) for t in ("otel_traces", "llm_calls")]
+    print(json.dumps({"applied": applied, "before": before, "after": after, "vertical": vertical}))
 """)
 
 
-def test_migration_0007_upgrades_both_traces_landing_views(tmp_path: os.PathLike[str]) -> None:
+def test_migration_0007_upgrades_the_traces_landing_views_and_merge_settings(tmp_path: os.PathLike[str]) -> None:
     done = manage("shell", "-c", UPGRADE_SCRIPT, env={"KEEL_VAR_DIR": str(tmp_path)}, timeout=300)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["applied"][0] == 7
     assert out["before"] == [False, False] and out["after"] == [True, True]
+    assert out["vertical"] == [True, True]
