@@ -30,7 +30,8 @@ class _Recording:
         if name != "raw_insert":
             return real
 
-        def raw_insert(table: str, columns: list[str], insert_block: bytes, fmt: str, settings: dict) -> Any:  # type: ignore[type-arg]
+        def raw_insert(table: str, columns: list[str], insert_block: Any, fmt: str, settings: dict) -> Any:  # type: ignore[type-arg]
+            insert_block = b"".join(insert_block)  # the writer streams the block as pieces
             if self.gate is not None:
                 self.gate.wait(10)
             if self.poison is not None and self.poison in insert_block:
