@@ -50,6 +50,8 @@ def read_body(chunks: Iterable[bytes], encoding: str, limit: int) -> bytes:
     """Concatenate and inflate ``chunks`` (the raw request stream), never holding more than ``limit`` bytes."""
     encoding = encoding.strip().lower()
     inflater = _decompressor(encoding)
+    if inflater is None:
+        return _concatenate(chunks, limit)
     out = bytearray()
     raw_seen = 0
     first = True
@@ -59,9 +61,6 @@ def read_body(chunks: Iterable[bytes], encoding: str, limit: int) -> bytes:
         raw_seen += len(chunk)
         if raw_seen > limit:
             raise BodyTooLarge(limit)
-        if inflater is None:
-            out += chunk
-            continue
         if first and encoding == "deflate" and (chunk[0] & 0x0F) != 8:
             inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate stream without the zlib header
         first = False
@@ -77,16 +76,27 @@ def read_body(chunks: Iterable[bytes], encoding: str, limit: int) -> bytes:
             data = inflater.unconsumed_tail
             if inflater.eof:
                 break
-    if inflater is not None:
-        try:
-            out += inflater.flush()
-        except zlib.error as exc:
-            raise UndecodableBody(f"The body is not valid {encoding} data: {exc}.") from None
-        if len(out) > limit:
-            raise BodyTooLarge(limit)
-        if not inflater.eof and raw_seen:
-            raise UndecodableBody(f"The {encoding} body is truncated.")
+    try:
+        out += inflater.flush()
+    except zlib.error as exc:
+        raise UndecodableBody(f"The body is not valid {encoding} data: {exc}.") from None
+    if len(out) > limit:
+        raise BodyTooLarge(limit)
+    if not inflater.eof and raw_seen:
+        raise UndecodableBody(f"The {encoding} body is truncated.")
     return bytes(out)
+
+
+def _concatenate(chunks: Iterable[bytes], limit: int) -> bytes:
+    """An uncompressed body: one copy at the end (growing a buffer chunk by chunk copies a 1.6 MB body ~3 times)."""
+    parts: list[bytes] = []
+    seen = 0
+    for chunk in chunks:
+        seen += len(chunk)
+        if seen > limit:
+            raise BodyTooLarge(limit)
+        parts.append(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def configured_int(name: str, default: int) -> int:
