@@ -13,6 +13,9 @@ from collections.abc import Iterator
 import pytest
 
 REQUIRE_SERVICES = os.environ.get("KEEL_REQUIRE_SERVICES") == "1"
+# LiteLLM (imported by the gateway tests) fetches its model price map from GitHub at import unless told to use the
+# copy it ships: nothing in the suite may reach the network.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 def service_reachable(host: str, port: int) -> bool:
