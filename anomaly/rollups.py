@@ -440,9 +440,7 @@ def load_stacked(
         views = {name: array[row:row + sizes[i]] for name, array in arrays.items()}
         row += sizes[i]
         if i in warm:
-            for name, view in views.items():
-                part = warm[i].columns.get(name)
-                view[...] = np.nan if part is None else part
+            fill_rows(views, warm[i])
             matrices.append(warm[i])
             continue
         wanted = {name for family in loaded[i] for name in _FAMILY_COLUMNS[family]}
@@ -456,6 +454,13 @@ def load_stacked(
         matrices.append(_only(matrix, families))
     requested = {name for family in families for name in _FAMILY_COLUMNS[family]}
     return matrices, {name: _read_only(array) for name, array in arrays.items() if name in requested}
+
+
+def fill_rows(views: dict[str, FloatArray], matrix: SeriesMatrix) -> None:
+    """Copy ``matrix``'s columns into ``views`` (its row range of a batch); NaN for a column it does not have."""
+    for name, view in views.items():
+        part = matrix.columns.get(name)
+        view[...] = np.nan if part is None else part
 
 
 def _read_only(array: FloatArray) -> FloatArray:

@@ -48,6 +48,7 @@ from anomaly.rollups import (
     SeriesMatrix,
     SettledCache,
     Window,
+    fill_rows,
     labels_of,
     load_series,
     load_stacked,
@@ -219,9 +220,7 @@ def sweep_project(
         matrices, stacked = load_stacked(project.tenant_id, groupings, window, families, cache,
                                          settled_until=settled_until)
         report.series = {m.grouping.value: len(m) for m in matrices}
-        batch = Batch([{**key, "grouping": m.grouping.value} for m in matrices for key in m.keys],
-                      np.concatenate([m.total_calls for m in matrices]) if matrices else np.zeros(0), stacked,
-                      window.timestamps())
+        batch = batch_of(matrices, stacked, window.timestamps())
         by_type = batch
         if any(spec.by_error_type for spec in enabled):
             by_type = error_type_batch(project.tenant_id, matrices, window, cache, settled_until=settled_until)
@@ -286,27 +285,26 @@ class Batch:
         return len(self.keys)
 
 
-def stack_matrices(matrices: list[SeriesMatrix]) -> Batch:
-    """Series of several groupings on their shared grid as one batch, each key tagged with its grouping."""
+def batch_of(matrices: list[SeriesMatrix], columns: dict[str, FloatArray],
+             timestamps: npt.NDArray[np.int64]) -> Batch:
+    """The batch over ``columns`` (the matrices' rows one grouping after the other), each key tagged with its
+    grouping."""
     keys = [{**key, "grouping": m.grouping.value} for m in matrices for key in m.keys]
-    names = set().union(*(m.columns for m in matrices))
-    width = matrices[0].window.minutes
-    columns: dict[str, FloatArray] = {}
-    for name in names:
-        # One preallocated array per column, each grouping copied into its rows (a default built eagerly for
-        # every grouping, then vstacked, cost a fresh week-wide allocation per column and grouping).
-        column = np.empty((len(keys), width)) if keys else np.zeros((0, width))
-        row = 0
-        for m in matrices:
-            part = m.columns.get(name)
-            if part is None:
-                column[row:row + len(m)] = np.nan
-            else:
-                column[row:row + len(m)] = part
-            row += len(m)
-        columns[name] = column
     total = np.concatenate([m.total_calls for m in matrices]) if keys else np.zeros(0)
-    return Batch(keys, total, columns, matrices[0].timestamps)
+    return Batch(keys, total, columns, timestamps)
+
+
+def stack_matrices(matrices: list[SeriesMatrix]) -> Batch:
+    """Series of several groupings on their shared grid as one batch (copies; the sweep loads straight into
+    one with :func:`anomaly.rollups.load_stacked`)."""
+    rows = sum(len(m) for m in matrices)
+    width = matrices[0].window.minutes
+    columns = {name: np.empty((rows, width)) for name in set().union(*(m.columns for m in matrices))}
+    row = 0
+    for m in matrices:
+        fill_rows({name: column[row:row + len(m)] for name, column in columns.items()}, m)
+        row += len(m)
+    return batch_of(matrices, columns, matrices[0].timestamps)
 
 
 _ERROR_GROUPING = {parent: child for child, parent in ERROR_PARENT.items()}

@@ -7,6 +7,7 @@ lock file naming our PID); ``http(s)://`` URLs reach a server or cluster. Everyt
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -159,7 +160,8 @@ def numpy_column_blocks(sql: str, parameters: dict[str, Any]) -> Iterator[list[n
     """
     client = get_client()
     owner = getattr(client, "_owner", None)
-    lock = owner.mutex if isinstance(owner, _EmbeddedOwner) else threading.RLock()
+    # Embedded: the engine's session is held until the stream ends, so no other query may interleave.
+    lock = owner.mutex if isinstance(owner, _EmbeddedOwner) else contextlib.nullcontext()
     with lock, client.query_column_block_stream(sql, parameters=parameters) as stream:
         for block in stream:
             yield [np.asarray(column) for column in block]
